@@ -1,0 +1,41 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# tdx-sept-guard. Common targets:
+#   make                     build tdx_sept_guard.ko (against the cached test kernel)
+#   make KDIR=/path/to/build build it against your own Rust-enabled kernel build tree
+#   make check               set up, build, run host tests and KUnit suites in QEMU
+#   make run                 set up, build, boot QEMU and show the module at work
+#   make rust-analyzer       write rust-project.json for the module's sources
+#   make clean
+
+# Kbuild reads ./Kbuild when it descends here; this file is only the front end.
+
+KDIR ?=
+export KDIR V
+
+.PHONY: all modules kernel setup check run host-test rust-analyzer clean
+
+all modules:
+	@scripts/build-module.sh
+
+setup:
+	@scripts/setup-host.sh
+
+kernel: setup
+	@scripts/build-kernel.sh >/dev/null
+
+host-test:
+	@scripts/host-test.sh
+
+check:
+	@scripts/check.sh
+
+run:
+	@scripts/run.sh
+
+rust-analyzer:
+	@scripts/build-module.sh rust-analyzer
+
+clean:
+	@if [ -n "$(KDIR)" ] || [ -d build ]; then scripts/build-module.sh clean || true; fi
+	rm -rf build rust/policy/target

@@ -1,0 +1,44 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boots the test kernel in QEMU (TCG) with a busybox initramfs that loads
+# tdx_sept_guard.ko, lets it work, reads its debugfs files and unloads it.
+#
+#   scripts/qemu.sh KDIR SCRIPT LOG [insmod parameters...]
+#
+# SCRIPT is a guest script under scripts/guest/ (check or run). The serial
+# log is written to LOG. A hard timeout (QEMU_TIMEOUT, seconds) ends a hung
+# guest; the exit status is then 124.
+
+. "$(dirname "$0")/lib.sh"
+
+kdir=$1 script=$2 log=$3
+shift 3
+ko=$TOP/tdx_sept_guard.ko
+[ -f "$ko" ] || die "$ko is missing: run make first"
+busybox=$(command -v busybox || true)
+[ -n "$busybox" ] && file -L "$busybox" 2>/dev/null | grep -q static ||
+	busybox=/bin/busybox
+[ -x "$busybox" ] || die "busybox-static is missing: run scripts/setup-host.sh"
+
+root=$TOP/build/initramfs
+rm -rf "$root"
+mkdir -p "$root/bin" "$root/proc" "$root/sys" "$root/dev" "$root/tmp"
+cp "$busybox" "$root/bin/busybox"
+for applet in sh mount cat echo ls insmod rmmod sleep reboot grep sed seq; do
+	ln -s busybox "$root/bin/$applet"
+done
+cp "$ko" "$root/tdx_sept_guard.ko"
+cp "$TOP/scripts/guest/$script" "$root/init"
+chmod +x "$root/init"
+printf '%s\n' "$*" >"$root/params"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$TOP/build/initramfs.cpio.gz"
+
+mkdir -p "$(dirname "$log")"
+accel="-accel tcg"
+[ "${QEMU_KVM:-0}" = 1 ] && accel="-accel kvm"
+# shellcheck disable=SC2086
+timeout --foreground "${QEMU_TIMEOUT:-900}" qemu-system-x86_64 $accel -cpu max -smp 4 -m 1G \
+	-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$TOP/build/initramfs.cpio.gz" \
+	-append "console=ttyS0 loglevel=7 panic=-1 rdinit=/init" \
+	-nographic -no-reboot -serial "file:$log" -monitor none -display none </dev/null

@@ -1,0 +1,28 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# `make run`: the same set-up as `make check`, then boots QEMU, loads the
+# module (parameters from RUN_PARAMS), prints its debugfs counters a few
+# times while it works, unloads it and powers off.
+
+. "$(dirname "$0")/lib.sh"
+
+"$TOP/scripts/setup-host.sh"
+KDIR=$("$TOP/scripts/build-kernel.sh" | tail -n1)
+export KDIR
+mkdir -p "$TOP/build"
+step "building tdx_sept_guard.ko"
+"$TOP/scripts/build-module.sh" >"$TOP/build/module-build.log" 2>&1 || {
+	cat "$TOP/build/module-build.log" >&2
+	die "module build failed"
+}
+step "booting QEMU (log: build/run.log)"
+rc=0
+# shellcheck disable=SC2086
+QEMU_TIMEOUT=${QEMU_TIMEOUT:-300} "$TOP/scripts/qemu.sh" "$KDIR" run "$TOP/build/run.log" \
+	${RUN_PARAMS:-} || rc=$?
+# Show what the guest said, without the kernel's boot chatter.
+sed -n 's/.*tdx-sept-guard-run: //p' "$TOP/build/run.log"
+[ "$rc" = 0 ] || die "QEMU exited with $rc (124: timed out); see build/run.log"
+grep -q 'tdx-sept-guard-run: powering off' "$TOP/build/run.log" ||
+	die "the guest did not finish; see build/run.log"
