@@ -12,6 +12,7 @@
 #include <linux/sched/task.h>
 #include <linux/slab.h>
 #include <linux/smp.h>
+#include <linux/spinlock.h>
 
 #include "kshim.h"
 
@@ -20,9 +21,18 @@ static char *mode = "sim";
 module_param(mode, charp, 0444);
 MODULE_PARM_DESC(mode, "sim: run the simulated TDX contention workload (default); idle: counters and KUnit only");
 
+static char *policy = "kick_and_retry";
+module_param(policy, charp, 0444);
+MODULE_PARM_DESC(policy, "S-EPT SEAMCALL policy: kick_and_retry (default), upstream72 or blind_retry (baselines)");
+
 const char *tsg_mode_param(void)
 {
 	return mode;
+}
+
+const char *tsg_policy_param(void)
+{
+	return policy;
 }
 
 /*
@@ -94,9 +104,46 @@ bool tsg_cpu_online(unsigned int cpu)
 	return cpu < nr_cpu_ids && cpu_online(cpu);
 }
 
-int tsg_smp_processor_id(void)
+/*
+ * A reader-writer spinlock, the kind KVM's x86 mmu_lock is: the simulated
+ * host maps pages under the read side and zaps them under the write side.
+ */
+struct tsg_rwlock {
+	rwlock_t lock;
+};
+
+struct tsg_rwlock *tsg_rwlock_alloc(void)
 {
-	return raw_smp_processor_id();
+	struct tsg_rwlock *l = kmalloc(sizeof(*l), GFP_KERNEL);
+
+	if (l)
+		rwlock_init(&l->lock);
+	return l;
+}
+
+void tsg_rwlock_free(struct tsg_rwlock *l)
+{
+	kfree(l);
+}
+
+void tsg_read_lock(struct tsg_rwlock *l)
+{
+	read_lock(&l->lock);
+}
+
+void tsg_read_unlock(struct tsg_rwlock *l)
+{
+	read_unlock(&l->lock);
+}
+
+void tsg_write_lock(struct tsg_rwlock *l)
+{
+	write_lock(&l->lock);
+}
+
+void tsg_write_unlock(struct tsg_rwlock *l)
+{
+	write_unlock(&l->lock);
 }
 
 /*

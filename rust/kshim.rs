@@ -6,10 +6,16 @@
 
 use core::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CStr};
 use core::ptr::NonNull;
+use kernel::error::to_result;
 use kernel::prelude::*;
 
 #[repr(C)]
 struct TaskStruct {
+    _opaque: [u8; 0],
+}
+
+#[repr(C)]
+struct RwLockRaw {
     _opaque: [u8; 0],
 }
 
@@ -20,6 +26,7 @@ struct IpiSetRaw {
 
 extern "C" {
     fn tsg_mode_param() -> *const c_char;
+    fn tsg_policy_param() -> *const c_char;
     fn tsg_kthread_start(
         f: unsafe extern "C" fn(*mut c_void) -> c_int,
         data: *mut c_void,
@@ -36,7 +43,12 @@ extern "C" {
     fn tsg_msleep(msecs: c_uint);
     fn tsg_num_online_cpus() -> c_uint;
     fn tsg_cpu_online(cpu: c_uint) -> bool;
-    fn tsg_smp_processor_id() -> c_int;
+    fn tsg_rwlock_alloc() -> *mut RwLockRaw;
+    fn tsg_rwlock_free(lock: *mut RwLockRaw);
+    fn tsg_read_lock(lock: *mut RwLockRaw);
+    fn tsg_read_unlock(lock: *mut RwLockRaw);
+    fn tsg_write_lock(lock: *mut RwLockRaw);
+    fn tsg_write_unlock(lock: *mut RwLockRaw);
     fn tsg_ipi_set_alloc(nr: c_uint) -> *mut IpiSetRaw;
     fn tsg_ipi_send(set: *mut IpiSetRaw, slot: c_uint, cpu: c_uint) -> c_int;
     fn tsg_ipi_acked(set: *mut IpiSetRaw, slot: c_uint) -> bool;
@@ -49,6 +61,12 @@ pub(crate) fn mode_param() -> &'static CStr {
     // string that module_param keeps alive (and read-only: mode 0444) for as
     // long as the module is loaded.
     unsafe { CStr::from_ptr(tsg_mode_param()) }
+}
+
+/// The `policy` module parameter, as given at `insmod`.
+pub(crate) fn policy_param() -> &'static CStr {
+    // SAFETY: As for `mode_param`.
+    unsafe { CStr::from_ptr(tsg_policy_param()) }
 }
 
 /// Whether the current kthread has been asked to stop.
@@ -85,12 +103,6 @@ pub(crate) fn num_online_cpus() -> u32 {
 pub(crate) fn cpu_online(cpu: u32) -> bool {
     // SAFETY: The C side checks `cpu` against nr_cpu_ids first.
     unsafe { tsg_cpu_online(cpu) }
-}
-
-/// The CPU this code runs on (a hint when preemptible).
-pub(crate) fn this_cpu() -> u32 {
-    // SAFETY: `raw_smp_processor_id` has no preconditions.
-    unsafe { tsg_smp_processor_id() as u32 }
 }
 
 /// Local interrupts disabled for the lifetime of the guard.
@@ -156,6 +168,63 @@ impl Drop for Kthread {
         // SAFETY: `task` holds the reference taken by `tsg_kthread_start`;
         // it is stopped and released exactly once, here.
         unsafe { tsg_kthread_stop(self.task.as_ptr()) }
+    }
+}
+
+/// A reader-writer spinlock (`rwlock_t`), like KVM's x86 `mmu_lock`.
+pub(crate) struct RwSpinLock {
+    raw: NonNull<RwLockRaw>,
+}
+
+// SAFETY: `rwlock_t` may be used from any task.
+unsafe impl Send for RwSpinLock {}
+// SAFETY: As above; all access goes through the lock's own operations.
+unsafe impl Sync for RwSpinLock {}
+
+/// The read side, held until dropped.
+pub(crate) struct ReadGuard<'a>(&'a RwSpinLock);
+/// The write side, held until dropped.
+pub(crate) struct WriteGuard<'a>(&'a RwSpinLock);
+
+impl RwSpinLock {
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: No preconditions; NULL means out of memory.
+        let raw = unsafe { tsg_rwlock_alloc() };
+        NonNull::new(raw).map(|raw| Self { raw }).ok_or(ENOMEM)
+    }
+
+    pub(crate) fn read(&self) -> ReadGuard<'_> {
+        // SAFETY: `raw` is a live, initialised lock; the guard unlocks it.
+        unsafe { tsg_read_lock(self.raw.as_ptr()) };
+        ReadGuard(self)
+    }
+
+    pub(crate) fn write(&self) -> WriteGuard<'_> {
+        // SAFETY: `raw` is a live, initialised lock; the guard unlocks it.
+        unsafe { tsg_write_lock(self.raw.as_ptr()) };
+        WriteGuard(self)
+    }
+}
+
+impl Drop for ReadGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: This guard holds the read side.
+        unsafe { tsg_read_unlock(self.0.raw.as_ptr()) }
+    }
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: This guard holds the write side.
+        unsafe { tsg_write_unlock(self.0.raw.as_ptr()) }
+    }
+}
+
+impl Drop for RwSpinLock {
+    fn drop(&mut self) {
+        // SAFETY: No guard outlives `&self`, so the lock is free; it came
+        // from `tsg_rwlock_alloc`.
+        unsafe { tsg_rwlock_free(self.raw.as_ptr()) }
     }
 }
 

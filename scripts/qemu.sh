@@ -14,7 +14,7 @@
 
 kdir=$1 script=$2 log=$3
 shift 3
-ko=$TOP/tdx_sept_guard.ko
+ko=$TOP/rust/tdx_sept_guard.ko
 [ -f "$ko" ] || die "$ko is missing: run make first"
 busybox=$(command -v busybox || true)
 [ -n "$busybox" ] && file -L "$busybox" 2>/dev/null | grep -q static ||
@@ -40,5 +40,5 @@ accel="-accel tcg"
 # shellcheck disable=SC2086
 timeout --foreground "${QEMU_TIMEOUT:-900}" qemu-system-x86_64 $accel -cpu max -smp 4 -m 1G \
 	-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$TOP/build/initramfs.cpio.gz" \
-	-append "console=ttyS0 loglevel=7 panic=-1 rdinit=/init" \
+	-append "console=ttyS0 loglevel=7 panic=-1 rdinit=/init ${QEMU_APPEND:-}" \
 	-nographic -no-reboot -serial "file:$log" -monitor none -display none </dev/null

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Fault injection: a TDX module that stays busy, a vCPU that does not
+//! answer the kick. Either way the VM stops and the host goes on.
+
+use kernel::macros::kunit_tests;
+
+#[kunit_tests(tdx_sept_guard_faults)]
+mod tests {
+    use super::super::{run_on_cpu, test_vm};
+    use crate::kshim::msleep;
+    use crate::policy::gate::IN_GUEST_MODE;
+    use crate::policy::*;
+    use crate::sim::host::Fault;
+    use crate::sim::workload::Workload;
+    use kernel::prelude::*;
+    use kernel::time::{Instant, Monotonic};
+
+    const X: u64 = 0x7000;
+
+    #[test]
+    fn persistent_busy_stops_the_vm_after_two_tries() -> Result {
+        let vm = test_vm(2, Policy::DEFAULT)?;
+        vm.module.set_stuck_busy(true);
+        assert_eq!(vm.handle_fault(X, false), Fault::Stopped);
+        let rec = vm.stop_record().ok_or(EINVAL)?;
+        assert_eq!(rec.leaf, Leaf::MemSeptAdd);
+        assert_eq!(rec.reason, Some(VmBugReason::BusyAfterKick));
+        assert_eq!(rec.status, Status::operand_busy(Operand::Sept));
+        assert_eq!(vm.counters.seamcalls.get(), 2);
+        assert_eq!(vm.counters.vm_bugs.get(), 1);
+        assert!(!vm.gate.is_raised());
+        Ok(())
+    }
+
+    #[test]
+    fn persistent_busy_under_load_stops_only_the_vm() -> Result {
+        let vm = test_vm(2, Policy::DEFAULT)?;
+        let work = Workload::start(vm.clone(), u64::MAX)?;
+        msleep(50);
+        vm.module.set_stuck_busy(true);
+        // Every vCPU thread notices the stop and parks; the host goes on.
+        let parked = work.wait(30_000);
+        drop(work);
+        assert!(parked);
+        assert!(vm.is_stopped());
+        assert!(vm.counters.vm_bugs.get() >= 1);
+        // No operation went past its two SEAMCALLs.
+        assert!(vm.checks.max_tries.load(kernel::sync::atomic::Relaxed) <= 2);
+        Ok(())
+    }
+
+    #[test]
+    fn a_vcpu_that_never_acks_stops_the_vm_within_the_deadline() -> Result {
+        let vm = test_vm(2, Policy::DEFAULT)?;
+        let timeout_ms = i64::from(vm.cfg.kick_timeout_us / 1000);
+        let stuck_ms = 5 * timeout_ms as u32;
+        vm.inject.arm_stuck(1, stuck_ms);
+        let work = Workload::start_some(vm.clone(), u64::MAX, 1 << 1, false)?;
+        // The kicker runs on CPU 0, away from vCPU 1's CPU.
+        let (got_stuck, fault, took_ms) = run_on_cpu(0, || {
+            // Wait until vCPU 1 sits in its guest section, interrupts off.
+            let in_guest = || vm.vcpus[1].mode.load_acquire() == IN_GUEST_MODE;
+            let mut waited = 0;
+            while (vm.inject.stuck_armed() || !in_guest()) && waited < 5000 {
+                msleep(1);
+                waited += 1;
+            }
+            let got_stuck = !vm.inject.stuck_armed() && in_guest();
+            let start = Instant::<Monotonic>::now();
+            let fault = vm.handle_fault(X, true);
+            (got_stuck, fault, start.elapsed().as_millis())
+        })?;
+        drop(work);
+        assert!(got_stuck);
+        assert_eq!(fault, Fault::Stopped);
+        let rec = vm.stop_record().ok_or(EINVAL)?;
+        assert_eq!(rec.reason, Some(VmBugReason::KickTimeout));
+        assert_eq!(vm.counters.kick_timeouts.get(), 1);
+        assert!(took_ms >= timeout_ms);
+        assert!(took_ms < i64::from(stuck_ms));
+        assert!(!vm.gate.is_raised());
+        Ok(())
+    }
+}

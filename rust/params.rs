@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Module parameters: parsed and checked once, at `insmod`. A bad value
+//! fails the load with a message saying what is accepted.
+
+use crate::kshim::{mode_param, num_online_cpus, policy_param};
+use crate::module_parameters;
+use crate::policy::Policy;
+use crate::sim::tdx_module::{Geometry, Latency};
+use crate::sim::vm::{SimConfig, MAX_VCPUS};
+use kernel::prelude::*;
+use kernel::str::BStr;
+
+/// What the module does once loaded.
+pub(crate) enum Mode {
+    /// Runs the simulated TDX contention workload.
+    Sim,
+    /// Only debugfs and the KUnit suites.
+    Idle,
+}
+
+impl Mode {
+    pub(crate) fn from_param() -> Result<Self> {
+        match mode_param().to_bytes() {
+            b"sim" => Ok(Self::Sim),
+            b"idle" => Ok(Self::Idle),
+            other => {
+                pr_err!(
+                    "tdx_sept_guard: unknown mode={}: expected sim or idle\n",
+                    BStr::from_bytes(other)
+                );
+                Err(EINVAL)
+            }
+        }
+    }
+}
+
+/// Checks `value` is in `lo..=hi`, else says so and fails.
+fn in_range<T: PartialOrd + kernel::fmt::Display>(name: &str, value: T, lo: T, hi: T) -> Result<T> {
+    if value < lo || value > hi {
+        pr_err!("tdx_sept_guard: {}={} is out of range {}..={}\n", name, value, lo, hi);
+        return Err(EINVAL);
+    }
+    Ok(value)
+}
+
+/// The `policy` parameter.
+pub(crate) fn policy() -> Result<Policy> {
+    let name = policy_param().to_str().map_err(|_| EINVAL)?;
+    Policy::from_name(name).map_err(|_| {
+        pr_err!(
+            "tdx_sept_guard: unknown policy={}: expected kick_and_retry, upstream72 or blind_retry\n",
+            name
+        );
+        EINVAL
+    })
+}
+
+/// The kick deadline from `kick_timeout_ms`, in microseconds.
+pub(crate) fn kick_timeout_us() -> Result<u32> {
+    Ok(in_range("kick_timeout_ms", *module_parameters::kick_timeout_ms.value(), 1, 10_000)? * 1000)
+}
+
+/// The simulated VM's shape when the module runs in `mode=sim`.
+pub(crate) fn sim_config() -> Result<SimConfig> {
+    let online = num_online_cpus();
+    let vcpus = *module_parameters::vcpus.value();
+    if vcpus == 0 || vcpus > online.min(MAX_VCPUS) {
+        pr_err!(
+            "tdx_sept_guard: vcpus={} but 1..={} are possible ({} CPUs online, at most {})\n",
+            vcpus,
+            online.min(MAX_VCPUS),
+            online,
+            MAX_VCPUS
+        );
+        return Err(EINVAL);
+    }
+    in_range("ops", *module_parameters::ops.value(), 1, 1 << 40)?;
+    Ok(SimConfig {
+        nr_vcpus: vcpus,
+        geometry: Geometry {
+            pages: 1024,
+            pages_per_table: 16,
+        },
+        latency: Latency {
+            seamcall_us: 2,
+            accept_us: 2,
+        },
+        policy: policy()?,
+        kick_timeout_us: kick_timeout_us()?,
+        contention_pct: in_range("contention", *module_parameters::contention.value(), 0, 100)?,
+        hot_pages: 8,
+    })
+}

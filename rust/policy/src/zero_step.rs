@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Per-vCPU zero-step detector.
+//!
+//! The TDX module counts private-GPA EPT violations at the same guest RIP; once
+//! the count passes `STEPPING_EPF_THRESHOLD` (6, module `td_exit_stepping.c`)
+//! its zero-step mitigation engages on the 7th fault: each TDH.VP.ENTER then
+//! takes the S-EPT tree lock exclusively to re-walk the faulting GPAs, which
+//! collides with host AUG/SEPT.ADD (shared) and can return `TDX_OPERAND_BUSY`
+//! with operand SEPT. KVM 7.2's `tdx_handle_ept_violation()`
+//! (`arch/x86/kvm/vmx/tdx.c`) describes this ("If TDH.VP.ENTER is invoked more
+//! times than the threshold set by the TDX module before KVM resolves the
+//! private GPA mapping, the TDX module will activate zero-step mitigation")
+//! and `tdx_exit_handlers_fastpath()` notes that VP.ENTER's busy SEPT comes
+//! from "0-step mitigation"; neither names the number.
+//!
+//! The host cannot see a TD's RIP, so the detector uses the faulting GPA as the
+//! "same place": a streak of EPT violations on one GPA with no progress. When
+//! the streak reaches the 7th fault, or VP.ENTER comes back busy on the S-EPT
+//! tree, it reports an event and answers [`ZeroStepVerdict::KickAndWait`]
+//! rather than another blind entry, as the LKML thread asks.
+
+use super::counters::{CounterCell, Counters};
+use super::status::{Leaf, Operand, Status, StatusKind};
+
+/// The TDX module's `STEPPING_EPF_THRESHOLD` (`td_exit_stepping.c`): faults at
+/// one RIP that are only counted.
+pub const STEPPING_EPF_THRESHOLD: u32 = 6;
+
+/// The fault on which the mitigation engages: the 7th at the same place.
+pub const ZERO_STEP_ENGAGE_AT: u32 = STEPPING_EPF_THRESHOLD + 1;
+
+/// What the vCPU should do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ZeroStepVerdict {
+    /// Handle the exit and re-enter as usual.
+    Reenter,
+    /// The mitigation is (or is about to be) engaged: kick the other vCPUs
+    /// and wait (`Executor::kick_and_wait`) while resolving the fault,
+    /// instead of entering blindly again.
+    KickAndWait,
+}
+
+/// One vCPU's zero-step state. Owned by the vCPU thread; no atomics.
+#[derive(Clone, Debug, Default)]
+pub struct ZeroStep {
+    gpa: Option<u64>,
+    streak: u32,
+    engaged: bool,
+}
+
+impl ZeroStep {
+    /// No streak.
+    pub const fn new() -> Self {
+        Self {
+            gpa: None,
+            streak: 0,
+            engaged: false,
+        }
+    }
+
+    /// Consecutive EPT violations on the current GPA with no progress.
+    pub fn streak(&self) -> u32 {
+        self.streak
+    }
+
+    /// True once the mitigation is judged engaged, until progress.
+    pub fn is_engaged(&self) -> bool {
+        self.engaged
+    }
+
+    /// Records a private-GPA EPT violation at `gpa`. A different GPA counts as
+    /// progress and starts a new streak.
+    pub fn on_ept_violation<C: CounterCell>(
+        &mut self,
+        gpa: u64,
+        counters: &Counters<C>,
+    ) -> ZeroStepVerdict {
+        if self.gpa != Some(gpa) {
+            self.on_progress();
+            self.gpa = Some(gpa);
+        }
+        self.streak = self.streak.saturating_add(1);
+        if self.streak >= ZERO_STEP_ENGAGE_AT {
+            self.engage(counters);
+        }
+        self.verdict(counters)
+    }
+
+    /// Records the status of a TDH.VP.ENTER. `TDX_OPERAND_BUSY` on the S-EPT
+    /// tree means the mitigation is active; other statuses change nothing.
+    pub fn on_enter_status<C: CounterCell>(
+        &mut self,
+        status: Status,
+        counters: &Counters<C>,
+    ) -> ZeroStepVerdict {
+        if !status.is_operand_busy() {
+            return ZeroStepVerdict::Reenter;
+        }
+        counters.count_busy(Leaf::VpEnter, status);
+        if status.kind() == StatusKind::OperandBusy(Operand::Sept) {
+            self.engage(counters);
+        }
+        self.verdict(counters)
+    }
+
+    /// The vCPU made progress (e.g. an exit for another reason, or the fault
+    /// was resolved): the streak ends.
+    pub fn on_progress(&mut self) {
+        *self = Self::new();
+    }
+
+    fn engage<C: CounterCell>(&mut self, counters: &Counters<C>) {
+        if !self.engaged {
+            self.engaged = true;
+            counters.zero_step_events.add(1);
+        }
+    }
+
+    fn verdict<C: CounterCell>(&self, counters: &Counters<C>) -> ZeroStepVerdict {
+        if self.engaged {
+            counters.zero_step_kicks.add(1);
+            ZeroStepVerdict::KickAndWait
+        } else {
+            ZeroStepVerdict::Reenter
+        }
+    }
+}

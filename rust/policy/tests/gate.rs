@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Entry gate and kick rules, single-threaded and under real threads.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+
+use common::{host_gate, FakeVcpus, HostAtomic};
+use tdx_sept_guard_policy::gate::{EXITING_GUEST_MODE, IN_GUEST_MODE, OUTSIDE_GUEST_MODE};
+use tdx_sept_guard_policy::{
+    vcpu_exit, vcpu_try_enter, Atomic64, GateRaised, KickGuard, KickTimeout, VcpuSet,
+};
+
+#[test]
+fn mode_values_match_kvm() {
+    assert_eq!(
+        (OUTSIDE_GUEST_MODE, IN_GUEST_MODE, EXITING_GUEST_MODE),
+        (0, 1, 2)
+    );
+}
+
+#[test]
+fn vcpu_enters_while_gate_is_down() {
+    let gate = host_gate();
+    let mode = HostAtomic::new(OUTSIDE_GUEST_MODE);
+    assert_eq!(vcpu_try_enter(&gate, &mode), Ok(()));
+    assert_eq!(mode.load_acquire(), IN_GUEST_MODE);
+    vcpu_exit(&mode);
+    assert_eq!(mode.load_acquire(), OUTSIDE_GUEST_MODE);
+}
+
+#[test]
+fn vcpu_refuses_while_gate_is_up_and_stays_outside() {
+    let gate = host_gate();
+    let mode = HostAtomic::new(OUTSIDE_GUEST_MODE);
+    let guard = KickGuard::raise(&gate);
+    assert_eq!(vcpu_try_enter(&gate, &mode), Err(GateRaised));
+    assert_eq!(mode.load_acquire(), OUTSIDE_GUEST_MODE);
+    drop(guard);
+    assert_eq!(vcpu_try_enter(&gate, &mode), Ok(()));
+}
+
+#[test]
+fn gate_is_counted() {
+    let gate = host_gate();
+    let mode = HostAtomic::new(OUTSIDE_GUEST_MODE);
+    let a = KickGuard::raise(&gate);
+    let b = KickGuard::raise(&gate);
+    assert_eq!(gate.raised_count(), 2);
+    drop(a);
+    assert!(gate.is_raised());
+    assert_eq!(vcpu_try_enter(&gate, &mode), Err(GateRaised));
+    drop(b);
+    assert!(!gate.is_raised());
+    assert_eq!(vcpu_try_enter(&gate, &mode), Ok(()));
+}
+
+#[test]
+fn kick_ipis_only_vcpus_not_outside() {
+    let gate = host_gate();
+    let vcpus = FakeVcpus::new(&[
+        OUTSIDE_GUEST_MODE,
+        IN_GUEST_MODE,
+        EXITING_GUEST_MODE,
+        OUTSIDE_GUEST_MODE,
+    ]);
+    let guard = KickGuard::raise(&gate);
+    assert_eq!(guard.kick(&vcpus), Ok(2));
+    assert_eq!(*vcpus.kicked.borrow(), vec![1, 2]);
+    for i in 0..4 {
+        assert_eq!(vcpus.mode(i).load_acquire(), OUTSIDE_GUEST_MODE);
+    }
+    // The mode reads leave the values alone (they are fetch_add(0)).
+    assert_eq!(guard.kick(&vcpus), Ok(0));
+}
+
+#[test]
+fn kick_timeout_is_reported_and_gate_still_lowers() {
+    let gate = host_gate();
+    let vcpus = FakeVcpus::new(&[IN_GUEST_MODE]);
+    vcpus.ack.set(false);
+    let result = {
+        let guard = KickGuard::raise(&gate);
+        guard.kick(&vcpus)
+    };
+    assert_eq!(result, Err(KickTimeout));
+    assert!(!gate.is_raised());
+}
+
+#[test]
+fn gate_lowers_on_unwind() {
+    let gate = host_gate();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _g = KickGuard::raise(&gate);
+        panic!("boom");
+    }));
+    assert!(r.is_err());
+    assert!(!gate.is_raised());
+}
+
+/// Real threads: vCPUs enter and exit in a loop, acking kicks between entries;
+/// kickers raise, kick, then check that no vCPU is in guest mode. Bounded by
+/// iteration counts; the ack wait is bounded by a spin limit.
+#[test]
+fn threads_never_see_a_vcpu_in_guest_after_acks() {
+    const VCPUS: usize = 3;
+    const KICKERS: usize = 2;
+    const ENTRIES: usize = 20_000;
+    const KICKS: usize = 2_000;
+
+    struct Shared {
+        gate: tdx_sept_guard_policy::EntryGate<HostAtomic>,
+        modes: Vec<HostAtomic>,
+        in_guest: Vec<AtomicBool>,
+        pending: Vec<Vec<AtomicBool>>, // [kicker][vcpu]
+        done: Vec<AtomicBool>,
+    }
+    struct View(Arc<Shared>, usize);
+    impl VcpuSet for View {
+        type Mode = HostAtomic;
+        type Kick = Vec<usize>;
+        fn nr_vcpus(&self) -> usize {
+            VCPUS
+        }
+        fn mode(&self, i: usize) -> &HostAtomic {
+            &self.0.modes[i]
+        }
+        fn begin_kick(&self) -> Vec<usize> {
+            Vec::new()
+        }
+        fn send_kick(&self, kick: &mut Vec<usize>, i: usize) {
+            self.0.pending[self.1][i].store(true, SeqCst);
+            kick.push(i);
+        }
+        fn wait_for_acks(&self, kick: Vec<usize>) -> Result<(), KickTimeout> {
+            for i in kick {
+                let mut spins = 0u64;
+                while self.0.pending[self.1][i].load(SeqCst) && !self.0.done[i].load(SeqCst) {
+                    spins += 1;
+                    if spins > 1_000_000_000 {
+                        return Err(KickTimeout);
+                    }
+                    std::hint::spin_loop();
+                }
+            }
+            Ok(())
+        }
+    }
+
+    let shared = Arc::new(Shared {
+        gate: host_gate(),
+        modes: (0..VCPUS).map(|_| HostAtomic::new(0)).collect(),
+        in_guest: (0..VCPUS).map(|_| AtomicBool::new(false)).collect(),
+        pending: (0..KICKERS)
+            .map(|_| (0..VCPUS).map(|_| AtomicBool::new(false)).collect())
+            .collect(),
+        done: (0..VCPUS).map(|_| AtomicBool::new(false)).collect(),
+    });
+    let entered = Arc::new(AtomicUsize::new(0));
+
+    let mut threads = Vec::new();
+    for v in 0..VCPUS {
+        let s = shared.clone();
+        let entered = entered.clone();
+        threads.push(std::thread::spawn(move || {
+            for _ in 0..ENTRIES {
+                if vcpu_try_enter(&s.gate, &s.modes[v]).is_ok() {
+                    s.in_guest[v].store(true, SeqCst);
+                    entered.fetch_add(1, SeqCst);
+                    s.in_guest[v].store(false, SeqCst);
+                    vcpu_exit(&s.modes[v]);
+                }
+                for k in 0..KICKERS {
+                    s.pending[k][v].store(false, SeqCst);
+                }
+            }
+            s.done[v].store(true, SeqCst);
+        }));
+    }
+    for k in 0..KICKERS {
+        let s = shared.clone();
+        threads.push(std::thread::spawn(move || {
+            let view = View(s.clone(), k);
+            for _ in 0..KICKS {
+                let guard = KickGuard::raise(&s.gate);
+                guard.kick(&view).expect("kick timed out");
+                for v in 0..VCPUS {
+                    assert!(
+                        !s.in_guest[v].load(SeqCst),
+                        "vCPU {v} in guest under the gate"
+                    );
+                }
+                drop(guard);
+            }
+        }));
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(shared.gate.raised_count(), 0);
+    assert!(entered.load(SeqCst) > 0);
+}

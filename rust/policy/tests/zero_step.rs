@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Zero-step detector rules.
+
+mod common;
+
+use common::HostCounters;
+use tdx_sept_guard_policy::status::{
+    TDX_OPERAND_BUSY, TDX_OPERAND_ID_SEPT, TDX_OPERAND_ID_TD_EPOCH,
+};
+use tdx_sept_guard_policy::zero_step::{STEPPING_EPF_THRESHOLD, ZERO_STEP_ENGAGE_AT};
+use tdx_sept_guard_policy::{CounterCell, Status, ZeroStep, ZeroStepVerdict};
+
+#[test]
+fn threshold_is_the_modules() {
+    assert_eq!(STEPPING_EPF_THRESHOLD, 6);
+    assert_eq!(ZERO_STEP_ENGAGE_AT, 7);
+}
+
+#[test]
+fn seventh_fault_at_same_gpa_engages() {
+    let c = HostCounters::new();
+    let mut z = ZeroStep::new();
+    for n in 1..=6 {
+        assert_eq!(
+            z.on_ept_violation(0x5000, &c),
+            ZeroStepVerdict::Reenter,
+            "fault {n}"
+        );
+    }
+    assert_eq!(z.on_ept_violation(0x5000, &c), ZeroStepVerdict::KickAndWait);
+    assert_eq!(z.streak(), 7);
+    assert!(z.is_engaged());
+    assert_eq!(c.zero_step_events.get(), 1);
+    // Further faults keep asking for a kick but are the same event.
+    assert_eq!(z.on_ept_violation(0x5000, &c), ZeroStepVerdict::KickAndWait);
+    assert_eq!(c.zero_step_events.get(), 1);
+    assert_eq!(c.zero_step_kicks.get(), 2);
+}
+
+#[test]
+fn different_gpa_restarts_the_streak() {
+    let c = HostCounters::new();
+    let mut z = ZeroStep::new();
+    for _ in 0..6 {
+        z.on_ept_violation(0x5000, &c);
+    }
+    assert_eq!(z.on_ept_violation(0x6000, &c), ZeroStepVerdict::Reenter);
+    assert_eq!(z.streak(), 1);
+    for _ in 0..5 {
+        assert_eq!(z.on_ept_violation(0x6000, &c), ZeroStepVerdict::Reenter);
+    }
+    assert_eq!(z.on_ept_violation(0x6000, &c), ZeroStepVerdict::KickAndWait);
+}
+
+#[test]
+fn gpa_zero_is_a_real_gpa() {
+    let c = HostCounters::new();
+    let mut z = ZeroStep::new();
+    for _ in 0..7 {
+        z.on_ept_violation(0, &c);
+    }
+    assert!(z.is_engaged());
+}
+
+#[test]
+fn progress_resets_and_disengages() {
+    let c = HostCounters::new();
+    let mut z = ZeroStep::new();
+    for _ in 0..7 {
+        z.on_ept_violation(0x5000, &c);
+    }
+    z.on_progress();
+    assert_eq!(z.streak(), 0);
+    assert!(!z.is_engaged());
+    assert_eq!(z.on_ept_violation(0x5000, &c), ZeroStepVerdict::Reenter);
+    // A new streak that engages is a new event.
+    for _ in 0..6 {
+        z.on_ept_violation(0x5000, &c);
+    }
+    assert_eq!(c.zero_step_events.get(), 2);
+}
+
+#[test]
+fn enter_busy_on_sept_means_mitigation_is_active() {
+    let c = HostCounters::new();
+    let mut z = ZeroStep::new();
+    let busy_sept = Status::from_raw(TDX_OPERAND_BUSY | u64::from(TDX_OPERAND_ID_SEPT));
+    assert_eq!(
+        z.on_enter_status(busy_sept, &c),
+        ZeroStepVerdict::KickAndWait
+    );
+    assert_eq!(c.zero_step_events.get(), 1);
+    assert_eq!(c.busy_enter.get(), 1);
+    assert_eq!(c.busy_operand_sept.get(), 1);
+}
+
+#[test]
+fn enter_busy_on_epoch_or_success_changes_nothing() {
+    let c = HostCounters::new();
+    let mut z = ZeroStep::new();
+    let busy_epoch = Status::from_raw(TDX_OPERAND_BUSY | u64::from(TDX_OPERAND_ID_TD_EPOCH));
+    assert_eq!(z.on_enter_status(busy_epoch, &c), ZeroStepVerdict::Reenter);
+    assert_eq!(
+        z.on_enter_status(Status::SUCCESS, &c),
+        ZeroStepVerdict::Reenter
+    );
+    assert!(!z.is_engaged());
+    assert_eq!(c.zero_step_events.get(), 0);
+    assert_eq!(c.busy_operand_td_epoch.get(), 1);
+}

@@ -1,0 +1,482 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The simulated TDX module: one TD's S-EPT, its locks, TD epochs and the
+//! per-vCPU zero-step state, with the SEAMCALLs KVM uses and the guest's
+//! TDG.MEM.PAGE.ACCEPT. The rules are the ones in
+//! `Documentation/simulator.rst`; each function names the call it models.
+//!
+//! Like the real module this never waits for a lock: a lost try returns
+//! `TDX_OPERAND_BUSY` with the operand, to host and guest alike.
+
+use super::locks::{GuestLockError, SeptEntry, SxLock};
+use crate::kshim::udelay;
+use crate::policy::status::{
+    TDX_GPA_RANGE_NOT_BLOCKED, TDX_OPERAND_BUSY_HOST_PRIORITY, TDX_PREVIOUS_TLB_EPOCH_BUSY,
+    TDX_TLB_TRACKING_NOT_DONE,
+};
+use crate::policy::{Leaf, Operand, SeptOp, Status};
+use kernel::prelude::*;
+use kernel::sync::atomic::{Acquire, Atomic, Full, Relaxed, Release};
+
+/// `TDX_EPT_WALK_FAILED` (`arch/x86/include/asm/shared/tdx_errno.h`).
+const TDX_EPT_WALK_FAILED: u64 = 0xC000_0B00_0000_0000;
+/// `TDX_EPT_ENTRY_STATE_INCORRECT` (same header).
+const TDX_EPT_ENTRY_STATE_INCORRECT: u64 = 0xC000_0B0D_0000_0000;
+
+/// Leaf (4K) entry states.
+pub(crate) const FREE: u64 = 0;
+pub(crate) const PENDING: u64 = 1;
+pub(crate) const MAPPED: u64 = 2;
+pub(crate) const BLOCKED: u64 = 3;
+/// Non-leaf entry state: the S-EPT page below it exists.
+pub(crate) const PRESENT: u64 = 1;
+
+/// The longest a guest's long ACCEPT runs before it yields by itself.
+const LONG_ACCEPT_MAX_US: u32 = 100_000;
+
+/// Size of the module's per-vCPU list of zero-step GPAs.
+const ZERO_STEP_LIST_LEN: usize = 32;
+/// The module's `STEPPING_EPF_THRESHOLD`.
+pub(crate) use crate::policy::zero_step::STEPPING_EPF_THRESHOLD;
+
+/// The shape of the simulated TD.
+#[derive(Clone, Copy)]
+pub(crate) struct Geometry {
+    /// 4K pages of private memory.
+    pub(crate) pages: usize,
+    /// 4K pages covered by one S-EPT page (512 in hardware; fewer here so
+    /// that TDH.MEM.SEPT.ADD runs often).
+    pub(crate) pages_per_table: usize,
+}
+
+impl Geometry {
+    pub(crate) fn tables(&self) -> usize {
+        self.pages.div_ceil(self.pages_per_table)
+    }
+
+    pub(crate) fn page_index(&self, gpa: u64) -> Option<usize> {
+        let i = usize::try_from(gpa >> 12).ok()?;
+        (i < self.pages).then_some(i)
+    }
+
+    pub(crate) fn table_of(&self, gpa: u64) -> usize {
+        (gpa >> 12) as usize / self.pages_per_table
+    }
+
+    pub(crate) fn table_gpa(&self, table: usize) -> u64 {
+        ((table * self.pages_per_table) as u64) << 12
+    }
+}
+
+/// How long the module holds its locks, in microseconds of busy-waiting.
+#[derive(Clone, Copy)]
+pub(crate) struct Latency {
+    /// Inside each S-EPT SEAMCALL, with the locks held.
+    pub(crate) seamcall_us: u32,
+    /// Inside a guest ACCEPT of a pending page, with the entry locked.
+    pub(crate) accept_us: u32,
+}
+
+/// What TDH.VP.ENTER did.
+pub(crate) enum Enter {
+    /// The vCPU runs in `epoch` until [`TdxModule::td_exit`].
+    Entered { epoch: u64 },
+    /// A lock was busy; the vCPU did not enter.
+    Busy(Status),
+    /// Zero-step mitigation: a listed GPA still faults, so the module returns
+    /// a synthetic EPT-violation exit for it instead of entering.
+    EptViolation(u64),
+}
+
+/// What a guest's TDG.MEM.PAGE.ACCEPT did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Accept {
+    Accepted,
+    AlreadyAccepted,
+    /// The entry is not mapped: the guest exits with an EPT violation.
+    EptViolation,
+    /// `TDX_OPERAND_BUSY` or `..._HOST_PRIORITY`; the guest tries again later.
+    Busy(Status),
+    /// A long ACCEPT was cut short by an exit (`TDX_INTERRUPTED_RESUMABLE`);
+    /// the guest resumes it on the next entry.
+    Interrupted,
+}
+
+/// The module's zero-step state of one vCPU (module `td_exit_stepping.c`).
+/// Owned by the vCPU's thread: TDH.VP.ENTER and exits run only there.
+pub(crate) struct ZeroStepState {
+    last_gpa: Option<u64>,
+    count: u32,
+    list: [u64; ZERO_STEP_LIST_LEN],
+    len: usize,
+}
+
+impl ZeroStepState {
+    pub(crate) const fn new() -> Self {
+        Self {
+            last_gpa: None,
+            count: 0,
+            list: [0; ZERO_STEP_LIST_LEN],
+            len: 0,
+        }
+    }
+
+    /// Whether the mitigation is active (the GPA list is non-empty).
+    pub(crate) fn active(&self) -> bool {
+        self.len != 0
+    }
+}
+
+/// Counts of what the module saw, for tests and debugfs.
+pub(crate) struct ModuleStats {
+    pub(crate) mitigation_engaged: Atomic<u64>,
+    pub(crate) synthetic_exits: Atomic<u64>,
+    pub(crate) enter_busy: Atomic<u64>,
+    pub(crate) guest_accepts: Atomic<u64>,
+    pub(crate) guest_busy: Atomic<u64>,
+    pub(crate) guest_host_priority: Atomic<u64>,
+}
+
+impl ModuleStats {
+    const fn new() -> Self {
+        Self {
+            mitigation_engaged: Atomic::new(0),
+            synthetic_exits: Atomic::new(0),
+            enter_busy: Atomic::new(0),
+            guest_accepts: Atomic::new(0),
+            guest_busy: Atomic::new(0),
+            guest_host_priority: Atomic::new(0),
+        }
+    }
+}
+
+/// One TD as the TDX module sees it.
+pub(crate) struct TdxModule {
+    geometry: Geometry,
+    latency: Latency,
+    sept_lock: SxLock,
+    epoch_lock: SxLock,
+    epoch: Atomic<u64>,
+    /// vCPUs inside the guest, counted per epoch parity: TRACK only advances
+    /// when the older epoch is empty, so two slots are enough.
+    in_epoch: [Atomic<u64>; 2],
+    tables: KVec<SeptEntry>,
+    pages: KVec<SeptEntry>,
+    block_epoch: KVec<Atomic<u64>>,
+    /// Fault injection: every S-EPT SEAMCALL finds the tree lock held, as if
+    /// the module leaked it. No kick can help.
+    stuck_busy: Atomic<bool>,
+    pub(crate) stats: ModuleStats,
+}
+
+fn busy(operand: Operand) -> Status {
+    Status::operand_busy(operand)
+}
+
+impl TdxModule {
+    pub(crate) fn new(geometry: Geometry, latency: Latency) -> Result<Self> {
+        let mut tables = KVec::with_capacity(geometry.tables(), GFP_KERNEL)?;
+        for _ in 0..geometry.tables() {
+            tables.push(SeptEntry::new(FREE), GFP_KERNEL)?;
+        }
+        let mut pages = KVec::with_capacity(geometry.pages, GFP_KERNEL)?;
+        let mut block_epoch = KVec::with_capacity(geometry.pages, GFP_KERNEL)?;
+        for _ in 0..geometry.pages {
+            pages.push(SeptEntry::new(FREE), GFP_KERNEL)?;
+            block_epoch.push(Atomic::new(0), GFP_KERNEL)?;
+        }
+        Ok(Self {
+            geometry,
+            latency,
+            sept_lock: SxLock::new(),
+            epoch_lock: SxLock::new(),
+            epoch: Atomic::new(1),
+            in_epoch: [Atomic::new(0), Atomic::new(0)],
+            tables,
+            pages,
+            block_epoch,
+            stuck_busy: Atomic::new(false),
+            stats: ModuleStats::new(),
+        })
+    }
+
+    /// The state of the leaf entry for `gpa`, if it is in the TD.
+    pub(crate) fn page_state(&self, gpa: u64) -> Option<u64> {
+        Some(self.pages[self.geometry.page_index(gpa)?].state())
+    }
+
+    /// Whether someone holds the entry lock of the page at `gpa`.
+    #[cfg(CONFIG_KUNIT)]
+    pub(crate) fn page_locked(&self, gpa: u64) -> bool {
+        self.geometry
+            .page_index(gpa)
+            .is_some_and(|i| self.pages[i].is_locked())
+    }
+
+    pub(crate) fn table_state(&self, table: usize) -> Option<u64> {
+        self.tables.get(table).map(SeptEntry::state)
+    }
+
+    /// The S-EPT tree lock, for tests that play a concurrent holder.
+    #[cfg(CONFIG_KUNIT)]
+    pub(crate) fn sept_lock(&self) -> &SxLock {
+        &self.sept_lock
+    }
+
+    pub(crate) fn set_stuck_busy(&self, on: bool) {
+        self.stuck_busy.store(on, Relaxed);
+    }
+
+    /// Issues one host SEAMCALL.
+    pub(crate) fn seamcall(&self, op: &SeptOp) -> Status {
+        if self.stuck_busy.load(Relaxed) && op.leaf != Leaf::MemTrack {
+            return busy(Operand::Sept);
+        }
+        match op.leaf {
+            Leaf::MemSeptAdd => self.sept_add(op.gpa),
+            Leaf::MemPageAug => self.page_aug(op.gpa),
+            Leaf::MemRangeBlock => self.range_block(op.gpa),
+            Leaf::MemTrack => self.track(),
+            Leaf::MemPageRemove => self.page_remove(op.gpa),
+            // TDH.MEM.PAGE.ADD is for TD build time and TDH.VP.ENTER has its
+            // own entry point: neither is a runtime S-EPT operation.
+            Leaf::MemPageAdd | Leaf::VpEnter => Status::from_raw(TDX_EPT_WALK_FAILED),
+        }
+    }
+
+    /// Runs `f` on the leaf entry of `gpa` with the tree lock held shared
+    /// (or exclusive) and the entry locked by the host. `f` returns the new
+    /// state and the status.
+    fn with_page(
+        &self,
+        gpa: u64,
+        exclusive: bool,
+        f: impl FnOnce(usize, u64) -> (u64, Status),
+    ) -> Status {
+        let Some(i) = self.geometry.page_index(gpa) else {
+            return Status::from_raw(TDX_EPT_WALK_FAILED);
+        };
+        let locked = if exclusive {
+            self.sept_lock.try_exclusive()
+        } else {
+            self.sept_lock.try_shared()
+        };
+        if !locked {
+            return busy(Operand::Sept);
+        }
+        let status = if self.tables[self.geometry.table_of(gpa)].state() != PRESENT {
+            Status::from_raw(TDX_EPT_WALK_FAILED)
+        } else if let Some(state) = self.pages[i].host_try_lock() {
+            udelay(self.latency.seamcall_us);
+            let (new_state, status) = f(i, state);
+            self.pages[i].unlock(new_state);
+            status
+        } else {
+            busy(Operand::Rcx)
+        };
+        if exclusive {
+            self.sept_lock.unlock_exclusive();
+        } else {
+            self.sept_lock.unlock_shared();
+        }
+        status
+    }
+
+    /// TDH.MEM.SEPT.ADD: tree lock shared, host lock on the parent entry.
+    fn sept_add(&self, gpa: u64) -> Status {
+        let Some(entry) = self.tables.get(self.geometry.table_of(gpa)) else {
+            return Status::from_raw(TDX_EPT_WALK_FAILED);
+        };
+        if !self.sept_lock.try_shared() {
+            return busy(Operand::Sept);
+        }
+        let status = match entry.host_try_lock() {
+            Some(FREE) => {
+                udelay(self.latency.seamcall_us);
+                entry.unlock(PRESENT);
+                Status::SUCCESS
+            }
+            Some(state) => {
+                entry.unlock(state);
+                Status::from_raw(TDX_EPT_ENTRY_STATE_INCORRECT)
+            }
+            None => busy(Operand::Rcx),
+        };
+        self.sept_lock.unlock_shared();
+        status
+    }
+
+    /// TDH.MEM.PAGE.AUG: tree lock shared, host lock on the leaf; FREE to
+    /// PENDING (the guest accepts it later).
+    fn page_aug(&self, gpa: u64) -> Status {
+        self.with_page(gpa, false, |_, state| match state {
+            FREE => (PENDING, Status::SUCCESS),
+            _ => (state, Status::from_raw(TDX_EPT_ENTRY_STATE_INCORRECT)),
+        })
+    }
+
+    /// TDH.MEM.RANGE.BLOCK: tree lock exclusive, host lock on the leaf;
+    /// records the blocking epoch.
+    fn range_block(&self, gpa: u64) -> Status {
+        self.with_page(gpa, true, |i, state| match state {
+            PENDING | MAPPED => {
+                self.block_epoch[i].store(self.epoch.load(Relaxed), Relaxed);
+                (BLOCKED, Status::SUCCESS)
+            }
+            _ => (state, Status::from_raw(TDX_EPT_ENTRY_STATE_INCORRECT)),
+        })
+    }
+
+    /// TDH.MEM.TRACK: epoch lock exclusive; advances the epoch once no vCPU
+    /// that entered in the previous epoch is still inside.
+    fn track(&self) -> Status {
+        if !self.epoch_lock.try_exclusive() {
+            return busy(Operand::TdEpoch);
+        }
+        let epoch = self.epoch.load(Relaxed);
+        let status = if self.in_epoch[((epoch + 1) & 1) as usize].load(Acquire) != 0 {
+            Status::from_raw(TDX_PREVIOUS_TLB_EPOCH_BUSY)
+        } else {
+            self.epoch.store(epoch + 1, Release);
+            Status::SUCCESS
+        };
+        self.epoch_lock.unlock_exclusive();
+        status
+    }
+
+    /// TDH.MEM.PAGE.REMOVE: tree lock shared (1.5), host lock on the leaf;
+    /// the page must be blocked and its blocking tracked: the blocking epoch
+    /// at least two behind, or one behind with nobody left in it.
+    fn page_remove(&self, gpa: u64) -> Status {
+        self.with_page(gpa, false, |i, state| {
+            if state != BLOCKED {
+                return (state, Status::from_raw(TDX_GPA_RANGE_NOT_BLOCKED));
+            }
+            let blocked_in = self.block_epoch[i].load(Relaxed);
+            let now = self.epoch.load(Acquire);
+            let tracked = now >= blocked_in + 2
+                || (now == blocked_in + 1
+                    && self.in_epoch[(blocked_in & 1) as usize].load(Acquire) == 0);
+            if tracked {
+                (FREE, Status::SUCCESS)
+            } else {
+                (state, Status::from_raw(TDX_TLB_TRACKING_NOT_DONE))
+            }
+        })
+    }
+
+    /// TDH.VP.ENTER, up to the point where the guest runs. Call with local
+    /// interrupts off and the vCPU published in guest mode.
+    pub(crate) fn vp_enter(&self, zs: &ZeroStepState) -> Enter {
+        if !self.epoch_lock.try_shared() {
+            self.stats.enter_busy.add(1, Relaxed);
+            return Enter::Busy(busy(Operand::TdEpoch));
+        }
+        if zs.active() {
+            // Mitigation: walk the listed GPAs with the tree lock exclusive.
+            if !self.sept_lock.try_exclusive() {
+                self.epoch_lock.unlock_shared();
+                self.stats.enter_busy.add(1, Relaxed);
+                return Enter::Busy(busy(Operand::Sept));
+            }
+            udelay(self.latency.seamcall_us);
+            let faulting = zs.list[..zs.len]
+                .iter()
+                .copied()
+                .find(|&gpa| !matches!(self.page_state(gpa), Some(PENDING | MAPPED)));
+            self.sept_lock.unlock_exclusive();
+            if let Some(gpa) = faulting {
+                self.epoch_lock.unlock_shared();
+                self.stats.synthetic_exits.add(1, Relaxed);
+                return Enter::EptViolation(gpa);
+            }
+        }
+        let epoch = self.epoch.load(Relaxed);
+        self.in_epoch[(epoch & 1) as usize].add(1, Relaxed);
+        self.epoch_lock.unlock_shared();
+        Enter::Entered { epoch }
+    }
+
+    /// The TD exit that ends an entry made in `epoch`.
+    pub(crate) fn td_exit(&self, epoch: u64) {
+        self.in_epoch[(epoch & 1) as usize].fetch_sub(1, Full);
+    }
+
+    /// Zero-step accounting of a private-GPA EPT-violation exit. The host
+    /// cannot see the guest RIP; the faulting GPA stands for it.
+    pub(crate) fn ept_violation_exit(&self, zs: &mut ZeroStepState, gpa: u64) {
+        if zs.last_gpa != Some(gpa) {
+            *zs = ZeroStepState::new();
+            zs.last_gpa = Some(gpa);
+        }
+        if zs.count < STEPPING_EPF_THRESHOLD {
+            zs.count += 1;
+        } else if !zs.list[..zs.len].contains(&gpa) && zs.len < ZERO_STEP_LIST_LEN {
+            if zs.len == 0 {
+                self.stats.mitigation_engaged.add(1, Relaxed);
+            }
+            zs.list[zs.len] = gpa;
+            zs.len += 1;
+        }
+    }
+
+    /// An exit that shows guest progress clears the vCPU's zero-step state.
+    pub(crate) fn progress_exit(&self, zs: &mut ZeroStepState) {
+        *zs = ZeroStepState::new();
+    }
+
+    /// TDG.MEM.PAGE.ACCEPT from a guest running in `epoch`: guest lock on the
+    /// leaf; PENDING to MAPPED, holding the lock while the page is
+    /// initialised. Runs in the vCPU's guest section (interrupts off).
+    pub(crate) fn guest_accept(&self, gpa: u64) -> Accept {
+        let Some(i) = self.geometry.page_index(gpa) else {
+            return Accept::EptViolation;
+        };
+        let state = match self.pages[i].guest_try_lock() {
+            Ok(state) => state,
+            Err(GuestLockError::Busy) => {
+                self.stats.guest_busy.add(1, Relaxed);
+                return Accept::Busy(busy(Operand::Rcx));
+            }
+            Err(GuestLockError::HostPriority) => {
+                self.stats.guest_host_priority.add(1, Relaxed);
+                return Accept::Busy(Status::from_raw(TDX_OPERAND_BUSY_HOST_PRIORITY));
+            }
+        };
+        // The walk itself takes as long as a SEAMCALL's.
+        udelay(self.latency.seamcall_us);
+        let (new_state, result) = match state {
+            PENDING => {
+                udelay(self.latency.accept_us);
+                self.stats.guest_accepts.add(1, Relaxed);
+                (MAPPED, Accept::Accepted)
+            }
+            MAPPED => (MAPPED, Accept::AlreadyAccepted),
+            other => (other, Accept::EptViolation),
+        };
+        self.pages[i].unlock(new_state);
+        result
+    }
+
+    /// A guest's long TDG.MEM.PAGE.ACCEPT of the page at `gpa` (the accept
+    /// of a 2M range, say): it holds the entry lock while `running()` says
+    /// the vCPU is still in the guest (an interrupt, such as a kick, makes
+    /// a real CPU exit at once), for at most [`LONG_ACCEPT_MAX_US`].
+    pub(crate) fn guest_long_accept(&self, gpa: u64, running: impl Fn() -> bool) -> Accept {
+        let Some(i) = self.geometry.page_index(gpa) else {
+            return Accept::EptViolation;
+        };
+        let Ok(state) = self.pages[i].guest_try_lock() else {
+            self.stats.guest_busy.add(1, Relaxed);
+            return Accept::Busy(busy(Operand::Rcx));
+        };
+        for _ in 0..LONG_ACCEPT_MAX_US / 10 {
+            if !running() {
+                break;
+            }
+            udelay(10);
+        }
+        self.pages[i].unlock(state);
+        Accept::Interrupted
+    }
+}
