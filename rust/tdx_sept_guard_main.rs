@@ -32,8 +32,8 @@ module! {
             description: "mode=sim: simulated vCPUs, one per CPU from CPU 0 (1 to the online CPUs, at most 64)",
         },
         ops: u64 {
-            default: 20000,
-            description: "mode=sim: pages each simulated vCPU accepts before it idles",
+            default: 0,
+            description: "mode=sim: guest accesses per simulated vCPU before it idles; 0: run until unloaded",
         },
         contention: u32 {
             default: 20,
@@ -68,7 +68,7 @@ impl kernel::InPlaceModule for TdxSeptGuard {
                 params::Mode::Sim => {
                     let cfg = params::sim_config()?;
                     let vm = sim::vm::Vm::new(cfg)?;
-                    Some(sim::workload::Workload::start(vm, *module_parameters::ops.value())?)
+                    Some(sim::workload::Workload::start(vm, params::ops_per_vcpu())?)
                 }
             };
             let vm = workload.as_ref().map(|w| w.vm().clone());

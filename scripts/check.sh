@@ -29,10 +29,16 @@ suites=$(grep -rhoE '#\[kunit_tests\(tdx_sept_guard[a-z0-9_]*\)\]' "$TOP/rust" |
 	sed 's/.*(\(.*\)).*/--suite \1/')
 step "running the KUnit suites in QEMU (log: build/check.log)"
 qemu_rc=0
-"$TOP/scripts/qemu.sh" "$KDIR" check "$TOP/build/check.log" ${TSG_PARAMS:-} || qemu_rc=$?
+# mode=idle: the suites start their own simulated VMs; no background workload.
+"$TOP/scripts/qemu.sh" "$KDIR" check "$TOP/build/check.log" ${TSG_PARAMS:-mode=idle} || qemu_rc=$?
+[ "$qemu_rc" = 0 ] || step "QEMU exited with $qemu_rc (124: timed out)"
+step "checking the module's interface in QEMU (log: build/interface.log)"
+qemu_rc=0
+QEMU_APPEND="kunit.enable=0" "$TOP/scripts/qemu.sh" "$KDIR" interface "$TOP/build/interface.log" || qemu_rc=$?
 [ "$qemu_rc" = 0 ] || step "QEMU exited with $qemu_rc (124: timed out)"
 # shellcheck disable=SC2086
 kunit_out=$(python3 "$TOP/scripts/guest-log.py" "$TOP/build/check.log" \
+	--checks "$TOP/build/interface.log" \
 	--kunit "$KDIR/source/tools/testing/kunit/kunit.py" $suites) && kunit_ok=1 || kunit_ok=0
 printf '%s\n' "$kunit_out"
 kunit_line=$(printf '%s\n' "$kunit_out" | tail -n1)

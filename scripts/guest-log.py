@@ -4,9 +4,10 @@
 
 Feeds the module's part of the serial log (between the harness markers) to
 the kernel's own KTAP parser, counts the results, checks that every expected
-suite ran and that the kernel reported nothing wrong. Prints the KUnit
-totals as `kunit: N passed, N failed, N skipped` and exits non-zero on any
-failure.
+suite ran and that the kernel reported nothing wrong. Adds the guest
+script's own interface checks (`check ok` / `check FAILED` lines). Prints
+the totals as `kunit: N passed, N failed, N skipped` and exits non-zero on
+any failure.
 """
 
 import argparse
@@ -46,6 +47,7 @@ def main():
     ap.add_argument("log")
     ap.add_argument("--kunit", required=True, help="path to kunit.py")
     ap.add_argument("--suite", action="append", default=[], help="expected suite")
+    ap.add_argument("--checks", help="log of the interface boot (check ok/FAILED lines)")
     args = ap.parse_args()
 
     with open(args.log, errors="backslashreplace") as f:
@@ -87,6 +89,20 @@ def main():
     if os.path.exists(js):
         with open(js) as f:
             walk(json.load(f), suites, counts, failed)
+    if args.checks:
+        with open(args.checks, errors="backslashreplace") as f:
+            check_lines = f.read().splitlines()
+        if not any(l.endswith(MARK + "done") for l in check_lines):
+            problems.append("the interface boot did not finish (crash, hang or timeout)")
+        for line in check_lines:
+            if KERNEL_TROUBLE.search(line) and MARK not in line:
+                problems.append(f"kernel reported (interface boot): {line.strip()}")
+            if MARK + "check ok " in line:
+                counts["passed"] += 1
+            elif MARK + "check FAILED " in line:
+                counts["failed"] += 1
+                failed.append("interface check: " + line.split(MARK + "check FAILED ", 1)[1])
+
     for suite in args.suite:
         if suite not in suites:
             problems.append(f"expected KUnit suite did not run: {suite}")
@@ -94,7 +110,7 @@ def main():
 
     for p in problems:
         print(f"FAIL: {p}")
-    print(f"kunit: {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
+    print(f"guest: {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
     sys.exit(1 if problems or counts["failed"] else 0)
 
 

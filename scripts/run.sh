@@ -18,8 +18,10 @@ step "building tdx_sept_guard.ko"
 }
 step "booting QEMU (log: build/run.log)"
 rc=0
+# The KUnit suites are `make check`'s business: kunit.enable=0 keeps them
+# from running at insmod here.
 # shellcheck disable=SC2086
-QEMU_TIMEOUT=${QEMU_TIMEOUT:-300} "$TOP/scripts/qemu.sh" "$KDIR" run "$TOP/build/run.log" \
+QEMU_APPEND="kunit.enable=0 ${QEMU_APPEND:-}" QEMU_TIMEOUT=${QEMU_TIMEOUT:-300} "$TOP/scripts/qemu.sh" "$KDIR" run "$TOP/build/run.log" \
 	${RUN_PARAMS:-} || rc=$?
 # Show what the guest said, without the kernel's boot chatter.
 sed -n 's/.*tdx-sept-guard-run: //p' "$TOP/build/run.log"

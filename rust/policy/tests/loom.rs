@@ -53,10 +53,7 @@ fn model<F: Fn() + Sync + Send + 'static>(f: F) {
     if builder.preemption_bound.is_none() {
         builder.preemption_bound = Some(2);
     }
-    static ITER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    ITER.store(0, std::sync::atomic::Ordering::SeqCst);
-    builder.check(move || { ITER.fetch_add(1, std::sync::atomic::Ordering::SeqCst); f() });
-    eprintln!("ITERATIONS {}", ITER.load(std::sync::atomic::Ordering::SeqCst));
+    builder.check(f);
 }
 
 /// `Atomic64` over a loom atomic; "fully ordered" RMWs are `SeqCst`.
@@ -115,6 +112,7 @@ impl CounterCell for CellCounter {
     }
 }
 
+static STATS: [std::sync::atomic::AtomicUsize; 4] = [const { std::sync::atomic::AtomicUsize::new(0) }; 4];
 struct NoClock;
 
 impl Clock for NoClock {
@@ -253,6 +251,7 @@ impl Seamcall for EntrySeamcall<'_> {
     fn seamcall(&mut self, _op: &SeptOp) -> Status {
         self.calls += 1;
         assert_eq!(self.vm.sptes[self.k].peek(), FROZEN_SPTE, "SEAMCALL on an unfrozen SPTE");
+        if self.vm.gate.raised_count() > 1 { STATS[3].fetch_add(1, std::sync::atomic::Ordering::SeqCst); }
         if self.calls > 1 {
             assert!(self.vm.gate.raised_count() > 0, "retry with the gate down");
             self.vm.assert_no_vcpu_in_guest();
@@ -276,6 +275,9 @@ fn run_kicker(vm: &Vm, k: usize) {
     let op = SeptOp::new_4k(Leaf::MemPageAug, 0x1000 * k as u64);
     let out = exec.run_on_spte(&vm.sptes[k], OLD_SPTE, NEW_SPTE, &op, &mut sc);
     assert!(matches!(out, Ok(Outcome::Done { .. })), "kicker {k}: {out:?}");
+    if counters.kicks.get() > 0 { STATS[0].fetch_add(1, std::sync::atomic::Ordering::SeqCst); }
+    if counters.vcpus_kicked.get() > 0 { STATS[1].fetch_add(1, std::sync::atomic::Ordering::SeqCst); }
+    if counters.retries.get() > 0 && sc.calls == 2 { STATS[2].fetch_add(1, std::sync::atomic::Ordering::SeqCst); }
 }
 
 /// 2 kickers x 2 vCPUs, default policy: the retry always succeeds, no vCPU is
@@ -299,6 +301,7 @@ fn loom_kick_and_retry_2_kickers_2_vcpus() {
             t.join().unwrap();
         }
         assert_eq!(vm.gate.raised_count(), 0, "gate left up");
+        eprintln!("STATS {:?}", STATS);
         for k in 0..KICKERS {
             assert_eq!(vm.sptes[k].peek(), NEW_SPTE, "SPTE {k} update lost");
             assert_eq!(vm.entry_lock[k].peek(), FREE);
