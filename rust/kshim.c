@@ -84,11 +84,6 @@ void tsg_local_irq_restore(unsigned long flags)
 	local_irq_restore(flags);
 }
 
-void tsg_udelay(unsigned long usecs)
-{
-	udelay(usecs);
-}
-
 void tsg_msleep(unsigned int msecs)
 {
 	msleep(msecs);

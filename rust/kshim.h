@@ -25,7 +25,6 @@ void tsg_cond_resched(void);
 
 unsigned long tsg_local_irq_save(void);
 void tsg_local_irq_restore(unsigned long flags);
-void tsg_udelay(unsigned long usecs);
 void tsg_msleep(unsigned int msecs);
 unsigned int tsg_num_online_cpus(void);
 bool tsg_cpu_online(unsigned int cpu);

@@ -39,7 +39,6 @@ extern "C" {
     fn tsg_cond_resched();
     fn tsg_local_irq_save() -> c_ulong;
     fn tsg_local_irq_restore(flags: c_ulong);
-    fn tsg_udelay(usecs: c_ulong);
     fn tsg_msleep(msecs: c_uint);
     fn tsg_num_online_cpus() -> c_uint;
     fn tsg_cpu_online(cpu: c_uint) -> bool;
@@ -79,12 +78,6 @@ pub(crate) fn kthread_should_stop() -> bool {
 pub(crate) fn cond_resched() {
     // SAFETY: Called from process context only; `cond_resched` may sleep.
     unsafe { tsg_cond_resched() }
-}
-
-/// Busy-waits for `usecs` microseconds (usable with interrupts off).
-pub(crate) fn udelay(usecs: u32) {
-    // SAFETY: `udelay` has no preconditions.
-    unsafe { tsg_udelay(usecs.into()) }
 }
 
 /// Sleeps for at least `msecs` milliseconds.

@@ -8,7 +8,7 @@ use kernel::macros::kunit_tests;
 
 #[kunit_tests(tdx_sept_guard_concurrency)]
 mod tests {
-    use crate::kshim::num_online_cpus;
+    use crate::kshim::{msleep, num_online_cpus};
     use crate::module_parameters;
     use crate::policy::*;
     use crate::sim::tdx_module::{Geometry, Latency};
@@ -39,8 +39,8 @@ mod tests {
             },
             policy: Policy::DEFAULT,
             kick_timeout_us: crate::params::kick_timeout_us()?,
-            contention_pct: 50,
-            hot_pages: 8,
+            contention_pct: 60,
+            hot_pages: 4,
         })?;
         let ops_per_vcpu = u64::from(*module_parameters::test_ops.value());
         let work = Workload::start(vm.clone(), ops_per_vcpu)?;
@@ -78,6 +78,36 @@ mod tests {
         assert!(!vm.gate.is_raised());
         // The run did contend, or it proved nothing.
         assert!(c.retries.get() > 0);
+        Ok(())
+    }
+
+    /// Raises the gate and kicks while every vCPU keeps trying to enter:
+    /// until the gate drops, none may get in, and they do get in after.
+    #[test]
+    fn the_gate_holds_vcpus_out_until_it_drops() -> Result {
+        let vm = super::super::test_vm(num_online_cpus().min(4), Policy::DEFAULT)?;
+        let work = Workload::start_some(vm.clone(), u64::MAX, u64::MAX, false)?;
+        msleep(20);
+        let (refused_before, inside, refused_during, kicked) = {
+            let guard = KickGuard::raise(&vm.gate);
+            let kicked = guard.kick(&*vm);
+            let refused_before = vm.counters.entries_refused.get();
+            let mut inside = 0;
+            for _ in 0..100 {
+                inside += vm.checks.in_guest.load(Relaxed);
+                msleep(1);
+            }
+            (refused_before, inside, vm.counters.entries_refused.get(), kicked)
+        };
+        let ops_at_drop = vm.work.guest_ops.load(Relaxed);
+        msleep(20);
+        let ops_after = vm.work.guest_ops.load(Relaxed);
+        drop(work);
+        assert!(kicked.is_ok());
+        assert_eq!(inside, 0);
+        assert!(refused_during > refused_before);
+        assert!(ops_after > ops_at_drop);
+        assert!(!vm.gate.is_raised());
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 
 pub(crate) mod host;
 pub(crate) mod locks;
+pub(crate) mod spin;
 pub(crate) mod tdx_module;
 pub(crate) mod vcpu;
 pub(crate) mod vm;

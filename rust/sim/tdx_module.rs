@@ -9,7 +9,7 @@
 //! `TDX_OPERAND_BUSY` with the operand, to host and guest alike.
 
 use super::locks::{GuestLockError, SeptEntry, SxLock};
-use crate::kshim::udelay;
+use super::spin::{spin_us, spin_us_while};
 use crate::policy::status::{
     TDX_GPA_RANGE_NOT_BLOCKED, TDX_OPERAND_BUSY_HOST_PRIORITY, TDX_PREVIOUS_TLB_EPOCH_BUSY,
     TDX_TLB_TRACKING_NOT_DONE,
@@ -267,7 +267,7 @@ impl TdxModule {
         let status = if self.tables[self.geometry.table_of(gpa)].state() != PRESENT {
             Status::from_raw(TDX_EPT_WALK_FAILED)
         } else if let Some(state) = self.pages[i].host_try_lock() {
-            udelay(self.latency.seamcall_us);
+            spin_us(self.latency.seamcall_us);
             let (new_state, status) = f(i, state);
             self.pages[i].unlock(new_state);
             status
@@ -292,7 +292,7 @@ impl TdxModule {
         }
         let status = match entry.host_try_lock() {
             Some(FREE) => {
-                udelay(self.latency.seamcall_us);
+                spin_us(self.latency.seamcall_us);
                 entry.unlock(PRESENT);
                 Status::SUCCESS
             }
@@ -379,7 +379,7 @@ impl TdxModule {
                 self.stats.enter_busy.add(1, Relaxed);
                 return Enter::Busy(busy(Operand::Sept));
             }
-            udelay(self.latency.seamcall_us);
+            spin_us(self.latency.seamcall_us);
             let faulting = zs.list[..zs.len]
                 .iter()
                 .copied()
@@ -444,10 +444,10 @@ impl TdxModule {
             }
         };
         // The walk itself takes as long as a SEAMCALL's.
-        udelay(self.latency.seamcall_us);
+        spin_us(self.latency.seamcall_us);
         let (new_state, result) = match state {
             PENDING => {
-                udelay(self.latency.accept_us);
+                spin_us(self.latency.accept_us);
                 self.stats.guest_accepts.add(1, Relaxed);
                 (MAPPED, Accept::Accepted)
             }
@@ -470,12 +470,7 @@ impl TdxModule {
             self.stats.guest_busy.add(1, Relaxed);
             return Accept::Busy(busy(Operand::Rcx));
         };
-        for _ in 0..LONG_ACCEPT_MAX_US / 10 {
-            if !running() {
-                break;
-            }
-            udelay(10);
-        }
+        spin_us_while(LONG_ACCEPT_MAX_US, running);
         self.pages[i].unlock(state);
         Accept::Interrupted
     }

@@ -11,7 +11,8 @@
 use super::host::Fault;
 use super::tdx_module::{Accept, Enter, ZeroStepState};
 use super::vm::Vm;
-use crate::kshim::{cond_resched, kthread_should_stop, msleep, udelay, IrqsOff};
+use super::spin::spin_us;
+use crate::kshim::{cond_resched, kthread_should_stop, msleep, IrqsOff};
 use crate::policy::{vcpu_exit, vcpu_try_enter, CounterCell, Status, ZeroStep, ZeroStepVerdict};
 use kernel::sync::Arc;
 use kernel::processor::cpu_relax;
@@ -141,9 +142,7 @@ impl Vcpu {
                 };
                 if vm.inject.take_stuck(self.idx) {
                     // Fault injection: this vCPU ignores interrupts for a while.
-                    for _ in 0..vm.inject.stuck_ms() {
-                        udelay(1000);
-                    }
+                    spin_us(vm.inject.stuck_ms().saturating_mul(1000));
                 }
                 vm.checks.in_guest.fetch_sub(1, Full);
                 vm.module.td_exit(epoch);

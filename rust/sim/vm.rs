@@ -88,7 +88,7 @@ pub(crate) struct Injection {
     /// 1 + the index of the vCPU that will ignore interrupts on its next
     /// guest entry, or 0.
     stuck_vcpu: Atomic<u64>,
-    stuck_ms: Atomic<u64>,
+    stuck_ms: Atomic<u32>,
     /// 1 + the index of the vCPU whose guest keeps accepting one page (a
     /// long 2M ACCEPT, say), holding its S-EPT entry lock until it is
     /// kicked out; and that page's GPA.
@@ -99,7 +99,7 @@ pub(crate) struct Injection {
 impl Injection {
     /// vCPU `idx` stays in the guest, interrupts off, for `ms` on its next entry.
     pub(crate) fn arm_stuck(&self, idx: usize, ms: u32) {
-        self.stuck_ms.store(u64::from(ms), Relaxed);
+        self.stuck_ms.store(ms, Relaxed);
         self.stuck_vcpu.store(idx as u64 + 1, Release);
     }
 
@@ -114,7 +114,7 @@ impl Injection {
         self.stuck_vcpu.load(Acquire) != 0
     }
 
-    pub(crate) fn stuck_ms(&self) -> u64 {
+    pub(crate) fn stuck_ms(&self) -> u32 {
         self.stuck_ms.load(Relaxed)
     }
 
