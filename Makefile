@@ -6,6 +6,7 @@
 #   make check               set up, build, run host tests and KUnit suites in QEMU
 #   make run                 set up, build, boot QEMU and show the module at work
 #   make rust-analyzer       write rust-project.json for the module's sources
+#   make rustfmt             format the Rust sources (rustfmtcheck: only check)
 #   make clean
 
 # Kbuild reads ./Kbuild when it descends here; this file is only the front end.
@@ -13,7 +14,7 @@
 KDIR ?=
 export KDIR V
 
-.PHONY: all modules kernel setup check run host-test rust-analyzer clean
+.PHONY: all modules kernel setup check run host-test rust-analyzer rustfmt rustfmtcheck clean
 
 all modules:
 	@scripts/build-module.sh
@@ -35,6 +36,12 @@ run:
 
 rust-analyzer:
 	@scripts/build-module.sh rust-analyzer
+
+rustfmt:
+	@scripts/rustfmt.sh
+
+rustfmtcheck:
+	@scripts/rustfmt.sh --check
 
 clean:
 	@if [ -n "$(KDIR)" ] || [ -d build ]; then scripts/build-module.sh clean || true; fi

@@ -38,7 +38,13 @@ impl Mode {
 /// Checks `value` is in `lo..=hi`, else says so and fails.
 fn in_range<T: PartialOrd + kernel::fmt::Display>(name: &str, value: T, lo: T, hi: T) -> Result<T> {
     if value < lo || value > hi {
-        pr_err!("tdx_sept_guard: {}={} is out of range {}..={}\n", name, value, lo, hi);
+        pr_err!(
+            "tdx_sept_guard: {}={} is out of range {}..={}\n",
+            name,
+            value,
+            lo,
+            hi
+        );
         return Err(EINVAL);
     }
     Ok(value)
@@ -58,7 +64,12 @@ pub(crate) fn policy() -> Result<Policy> {
 
 /// The kick deadline from `kick_timeout_ms`, in microseconds.
 pub(crate) fn kick_timeout_us() -> Result<u32> {
-    Ok(in_range("kick_timeout_ms", *module_parameters::kick_timeout_ms.value(), 1, 10_000)? * 1000)
+    Ok(in_range(
+        "kick_timeout_ms",
+        *module_parameters::kick_timeout_ms.value(),
+        1,
+        10_000,
+    )? * 1000)
 }
 
 /// Guest accesses per simulated vCPU: `ops`, where 0 means no limit.

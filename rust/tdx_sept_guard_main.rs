@@ -14,9 +14,9 @@ pub mod policy;
 
 mod debugfs_files;
 mod kshim;
+mod ksync;
 #[cfg(CONFIG_KUNIT)]
 mod kunit;
-mod ksync;
 mod params;
 mod sim;
 
@@ -75,7 +75,11 @@ impl kernel::InPlaceModule for TdxSeptGuard {
             pr_info!(
                 "tdx_sept_guard {} loaded ({})\n",
                 VERSION,
-                if vm.is_some() { "mode=sim" } else { "mode=idle" }
+                if vm.is_some() {
+                    "mode=sim"
+                } else {
+                    "mode=idle"
+                }
             );
             Ok(try_pin_init!(Self {
                 files <- debugfs_files::Files::new(vm),

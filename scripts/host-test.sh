@@ -22,6 +22,16 @@ step "host tests: loom models"
 	cargo test --locked --release --test loom 2>&1) | tee -a "$log" | grep -E '^test result|FAILED|panicked' || true
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 
+step "host tests: cargo clippy -D warnings, cargo fmt --check"
+if (cd "$crate" && cargo clippy --locked --all-targets -q -- -D warnings 2>&1 &&
+	cargo fmt --check 2>&1) >>"$log"; then
+	:
+else
+	tail -n 30 "$log"
+	echo "FAILED: clippy or rustfmt (see build/host-test.log)"
+	status=1
+fi
+
 passed=$(sed -n 's/^test result: .* \([0-9]\+\) passed; \([0-9]\+\) failed.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
 failed=$(sed -n 's/^test result: .* \([0-9]\+\) passed; \([0-9]\+\) failed.*/\2/p' "$log" | awk '{s+=$1} END {print s+0}')
 # A build failure runs no test at all: count it as a failure.

@@ -70,7 +70,12 @@ mod tests {
         assert_eq!(c.seamcalls.get(), c.ops.get() + c.retries.get());
         assert_eq!(c.retry_successes.get(), c.retries.get());
         assert_eq!(
-            (c.vm_bugs.get(), c.errors.get(), c.kick_timeouts.get(), c.busy_returned.get()),
+            (
+                c.vm_bugs.get(),
+                c.errors.get(),
+                c.kick_timeouts.get(),
+                c.busy_returned.get()
+            ),
             (0, 0, 0, 0)
         );
         // The protocol held: no vCPU inside the guest after the acks.
@@ -97,7 +102,12 @@ mod tests {
                 inside += vm.checks.in_guest.load(Relaxed);
                 msleep(1);
             }
-            (refused_before, inside, vm.counters.entries_refused.get(), kicked)
+            (
+                refused_before,
+                inside,
+                vm.counters.entries_refused.get(),
+                kicked,
+            )
         };
         let ops_at_drop = vm.work.guest_ops.load(Relaxed);
         msleep(20);

@@ -23,7 +23,9 @@ mod tests {
     impl Script {
         fn new(answers: &[Status]) -> Self {
             let mut all = [Status::SUCCESS; 4];
-            all[..answers.len()].copy_from_slice(answers);
+            for (slot, answer) in all.iter_mut().zip(answers) {
+                *slot = *answer;
+            }
             Self {
                 answers: all,
                 calls: 0,
@@ -34,7 +36,10 @@ mod tests {
     impl Seamcall for Script {
         fn seamcall(&mut self, _op: &SeptOp) -> Status {
             self.calls += 1;
-            self.answers.get(self.calls - 1).copied().unwrap_or(Status::SUCCESS)
+            self.answers
+                .get(self.calls - 1)
+                .copied()
+                .unwrap_or(Status::SUCCESS)
         }
     }
 
@@ -47,14 +52,29 @@ mod tests {
     fn busy_then_success_is_one_kick_and_one_retry() -> Result {
         let vm = test_vm(2, Policy::DEFAULT)?;
         let mut script = Script::new(&[BUSY]);
-        assert_eq!(vm.executor().run(&AUG, &mut script), Outcome::Done { tries: 2 });
+        assert_eq!(
+            vm.executor().run(&AUG, &mut script),
+            Outcome::Done { tries: 2 }
+        );
         assert_eq!(script.calls, 2);
         let c = &vm.counters;
         assert_eq!(
-            (c.ops.get(), c.seamcalls.get(), c.kicks.get(), c.retries.get()),
+            (
+                c.ops.get(),
+                c.seamcalls.get(),
+                c.kicks.get(),
+                c.retries.get()
+            ),
             (1, 2, 1, 1)
         );
-        assert_eq!((c.retry_successes.get(), c.busy_aug.get(), c.busy_operand_rcx.get()), (1, 1, 1));
+        assert_eq!(
+            (
+                c.retry_successes.get(),
+                c.busy_aug.get(),
+                c.busy_operand_rcx.get()
+            ),
+            (1, 1, 1)
+        );
         assert!(!vm.gate.is_raised());
         Ok(())
     }
@@ -86,7 +106,10 @@ mod tests {
         let op = SeptOp::new_4k(Leaf::MemPageRemove, 0x1000);
         assert_eq!(
             vm.executor().run(&op, &mut script),
-            Outcome::Error { status: err, tries: 1 }
+            Outcome::Error {
+                status: err,
+                tries: 1
+            }
         );
         assert_eq!((vm.counters.kicks.get(), vm.counters.errors.get()), (0, 1));
         Ok(())
@@ -96,7 +119,10 @@ mod tests {
     fn track_retries_on_previous_epoch_busy() -> Result {
         let vm = test_vm(1, Policy::DEFAULT)?;
         let mut script = Script::new(&[Status::from_raw(TDX_PREVIOUS_TLB_EPOCH_BUSY)]);
-        assert_eq!(vm.executor().run(&TRACK, &mut script), Outcome::Done { tries: 2 });
+        assert_eq!(
+            vm.executor().run(&TRACK, &mut script),
+            Outcome::Done { tries: 2 }
+        );
         assert_eq!(vm.counters.busy_prev_tlb_epoch.get(), 1);
         Ok(())
     }
@@ -105,7 +131,10 @@ mod tests {
     fn upstream72_hands_map_busy_back_and_retries_unmap_once() -> Result {
         let vm = test_vm(1, Policy::Upstream72)?;
         let mut script = Script::new(&[BUSY]);
-        assert_eq!(vm.executor().run(&AUG, &mut script), Outcome::Busy { status: BUSY });
+        assert_eq!(
+            vm.executor().run(&AUG, &mut script),
+            Outcome::Busy { status: BUSY }
+        );
         assert_eq!(script.calls, 1);
         let mut script = Script::new(&[BUSY, BUSY]);
         assert!(matches!(
@@ -119,7 +148,10 @@ mod tests {
     fn blind_retry_loops_without_kicking() -> Result {
         let vm = test_vm(1, Policy::BlindRetry)?;
         let mut script = Script::new(&[BUSY, BUSY, BUSY]);
-        assert_eq!(vm.executor().run(&AUG, &mut script), Outcome::Done { tries: 4 });
+        assert_eq!(
+            vm.executor().run(&AUG, &mut script),
+            Outcome::Done { tries: 4 }
+        );
         assert_eq!((vm.counters.kicks.get(), vm.counters.retries.get()), (0, 3));
         Ok(())
     }
@@ -147,7 +179,11 @@ mod tests {
             fn seamcall(&mut self, _op: &SeptOp) -> Status {
                 self.calls += 1;
                 self.frozen_every_time &= self.spte.load_acquire() == FROZEN_SPTE;
-                if self.calls == 1 { BUSY } else { Status::SUCCESS }
+                if self.calls == 1 {
+                    BUSY
+                } else {
+                    Status::SUCCESS
+                }
             }
         }
 
@@ -156,18 +192,18 @@ mod tests {
             calls: 0,
             frozen_every_time: true,
         };
-        let outcome = vm
-            .executor()
-            .run_on_spte(&spte, SHADOW_NONPRESENT_VALUE, 0x1007, &AUG, &mut watch);
+        let outcome =
+            vm.executor()
+                .run_on_spte(&spte, SHADOW_NONPRESENT_VALUE, 0x1007, &AUG, &mut watch);
         assert_eq!(outcome, Ok(Outcome::Done { tries: 2 }));
         assert!(watch.frozen_every_time);
         assert_eq!(spte.load_acquire(), 0x1007);
 
         // A VM bug leaves the old value in place.
         let mut script = Script::new(&[BUSY, BUSY]);
-        let outcome = vm
-            .executor()
-            .run_on_spte(&spte, 0x1007, SHADOW_NONPRESENT_VALUE, &BLOCK, &mut script);
+        let outcome =
+            vm.executor()
+                .run_on_spte(&spte, 0x1007, SHADOW_NONPRESENT_VALUE, &BLOCK, &mut script);
         assert!(matches!(outcome, Ok(Outcome::VmBug { .. })));
         assert_eq!(spte.load_acquire(), 0x1007);
         Ok(())

@@ -139,7 +139,12 @@ mod tests {
         assert!(!zs.active());
         m.ept_violation_exit(&mut zs, X);
         assert!(zs.active());
-        assert_eq!(m.stats.mitigation_engaged.load(kernel::sync::atomic::Relaxed), 1);
+        assert_eq!(
+            m.stats
+                .mitigation_engaged
+                .load(kernel::sync::atomic::Relaxed),
+            1
+        );
 
         // While X still faults, VP.ENTER exits at once for it.
         assert!(matches!(m.vp_enter(&zs), Enter::EptViolation(X)));

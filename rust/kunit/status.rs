@@ -49,7 +49,10 @@ mod tests {
             ("TDX_OPERAND_ID_RCX", u64::from(TDX_OPERAND_ID_RCX)),
             ("TDX_OPERAND_ID_TDR", u64::from(TDX_OPERAND_ID_TDR)),
             ("TDX_OPERAND_ID_SEPT", u64::from(TDX_OPERAND_ID_SEPT)),
-            ("TDX_OPERAND_ID_TD_EPOCH", u64::from(TDX_OPERAND_ID_TD_EPOCH)),
+            (
+                "TDX_OPERAND_ID_TD_EPOCH",
+                u64::from(TDX_OPERAND_ID_TD_EPOCH),
+            ),
         ] {
             assert_eq!(kernel_abi(name), Some(ours));
         }
@@ -101,7 +104,11 @@ mod tests {
 
     #[test]
     fn remove_errors_and_success_are_not_busy() {
-        for raw in [TDX_TLB_TRACKING_NOT_DONE, TDX_GPA_RANGE_NOT_BLOCKED, TDX_SUCCESS] {
+        for raw in [
+            TDX_TLB_TRACKING_NOT_DONE,
+            TDX_GPA_RANGE_NOT_BLOCKED,
+            TDX_SUCCESS,
+        ] {
             let status = Status::from_raw(raw);
             for leaf in Leaf::ALL {
                 assert!(!status.is_busy_for(leaf));

@@ -26,12 +26,18 @@ mod tests {
         for _ in 1..ZERO_STEP_ENGAGE_AT {
             assert_eq!(zs.on_ept_violation(X, &counters), ZeroStepVerdict::Reenter);
         }
-        assert_eq!(zs.on_ept_violation(X, &counters), ZeroStepVerdict::KickAndWait);
+        assert_eq!(
+            zs.on_ept_violation(X, &counters),
+            ZeroStepVerdict::KickAndWait
+        );
         assert_eq!(counters.zero_step_events.get(), 1);
         // Progress ends the streak; a new GPA starts a new one.
         zs.on_progress();
         assert_eq!(zs.on_ept_violation(X, &counters), ZeroStepVerdict::Reenter);
-        assert_eq!(zs.on_ept_violation(X + 0x1000, &counters), ZeroStepVerdict::Reenter);
+        assert_eq!(
+            zs.on_ept_violation(X + 0x1000, &counters),
+            ZeroStepVerdict::Reenter
+        );
         assert_eq!(zs.streak(), 1);
     }
 
@@ -40,9 +46,15 @@ mod tests {
         let counters = Counters::<KCounter>::new();
         let mut zs = ZeroStep::new();
         let epoch_busy = Status::operand_busy(Operand::TdEpoch);
-        assert_eq!(zs.on_enter_status(epoch_busy, &counters), ZeroStepVerdict::Reenter);
+        assert_eq!(
+            zs.on_enter_status(epoch_busy, &counters),
+            ZeroStepVerdict::Reenter
+        );
         let sept_busy = Status::operand_busy(Operand::Sept);
-        assert_eq!(zs.on_enter_status(sept_busy, &counters), ZeroStepVerdict::KickAndWait);
+        assert_eq!(
+            zs.on_enter_status(sept_busy, &counters),
+            ZeroStepVerdict::KickAndWait
+        );
         assert_eq!(counters.zero_step_events.get(), 1);
         assert_eq!(counters.busy_enter.get(), 2);
     }
@@ -92,8 +104,14 @@ mod tests {
         assert_eq!(faults, ZERO_STEP_ENGAGE_AT);
         assert_eq!(vm.module.stats.mitigation_engaged.load(Relaxed), 1);
         assert_eq!(vm.counters.zero_step_events.get(), 1);
-        assert_eq!(vm.counters.busy_returned.get(), u64::from(ZERO_STEP_ENGAGE_AT - 1));
-        assert_eq!(vm.counters.busy_aug.get(), u64::from(ZERO_STEP_ENGAGE_AT - 1));
+        assert_eq!(
+            vm.counters.busy_returned.get(),
+            u64::from(ZERO_STEP_ENGAGE_AT - 1)
+        );
+        assert_eq!(
+            vm.counters.busy_aug.get(),
+            u64::from(ZERO_STEP_ENGAGE_AT - 1)
+        );
         assert!(vm.counters.vcpus_kicked.get() >= 1);
         assert_eq!(vm.module.page_state(X), Some(PENDING));
 

@@ -8,9 +8,7 @@
 use super::tdx_module::TdxModule;
 use super::vm::{present_spte, Vm, VmExecutor, NONPRESENT_SPTE};
 use crate::ksync::KAtomic64;
-use crate::policy::{
-    Atomic64, FrozenSpte, Leaf, Outcome, Seamcall, SeptOp, Status, VmBugReason,
-};
+use crate::policy::{Atomic64, FrozenSpte, Leaf, Outcome, Seamcall, SeptOp, Status, VmBugReason};
 
 /// Issues SEAMCALLs to the simulated TDX module.
 struct Issuer<'a>(&'a TdxModule);
@@ -55,7 +53,11 @@ impl Vm {
             match exec.kick_and_wait() {
                 Ok(guard) => Some(guard),
                 Err(_) => {
-                    self.stop(Leaf::VpEnter, Some(VmBugReason::KickTimeout), Status::SUCCESS);
+                    self.stop(
+                        Leaf::VpEnter,
+                        Some(VmBugReason::KickTimeout),
+                        Status::SUCCESS,
+                    );
                     return Fault::Stopped;
                 }
             }
@@ -69,7 +71,8 @@ impl Vm {
             level: 2,
         };
         match table.load_acquire() {
-            NONPRESENT_SPTE => match self.map_one(&exec, table, present_spte(table_gpa), &table_op) {
+            NONPRESENT_SPTE => match self.map_one(&exec, table, present_spte(table_gpa), &table_op)
+            {
                 Fault::Mapped => {}
                 other => return other,
             },
@@ -130,7 +133,11 @@ impl Vm {
         ] {
             // The guard drops at once: this kick only waits for the exits.
             if op.leaf == Leaf::MemPageRemove && exec.kick_and_wait().is_err() {
-                self.stop(Leaf::MemTrack, Some(VmBugReason::KickTimeout), Status::SUCCESS);
+                self.stop(
+                    Leaf::MemTrack,
+                    Some(VmBugReason::KickTimeout),
+                    Status::SUCCESS,
+                );
                 return Zap::Stopped;
             }
             let outcome = exec.run(&op, &mut issuer);

@@ -9,14 +9,14 @@
 //! The section is bounded and never sleeps.
 
 use super::host::Fault;
+use super::spin::spin_us;
 use super::tdx_module::{Accept, Enter, ZeroStepState};
 use super::vm::Vm;
-use super::spin::spin_us;
 use crate::kshim::{cond_resched, kthread_should_stop, msleep, IrqsOff};
 use crate::policy::{vcpu_exit, vcpu_try_enter, CounterCell, Status, ZeroStep, ZeroStepVerdict};
-use kernel::sync::Arc;
 use kernel::processor::cpu_relax;
 use kernel::sync::atomic::{Full, Relaxed};
+use kernel::sync::Arc;
 
 /// Why the vCPU came back out.
 enum Exit {
@@ -78,7 +78,8 @@ impl Vcpu {
             match self.enter(vm, &zs, gpa) {
                 Exit::GateClosed => cpu_relax(),
                 Exit::EnterBusy(status) => {
-                    if detector.on_enter_status(status, &vm.counters) == ZeroStepVerdict::KickAndWait
+                    if detector.on_enter_status(status, &vm.counters)
+                        == ZeroStepVerdict::KickAndWait
                     {
                         // Make every vCPU leave, so that the next entry finds
                         // the module's locks free.
@@ -99,7 +100,9 @@ impl Vcpu {
                 }
                 // The guest retries or resumes its ACCEPT on a later entry.
                 Exit::Ran(Accept::Busy(_) | Accept::Interrupted) => {}
-                Exit::Ran(Accept::EptViolation) => self.fault(vm, &mut zs, &mut detector, gpa, &mut faulting),
+                Exit::Ran(Accept::EptViolation) => {
+                    self.fault(vm, &mut zs, &mut detector, gpa, &mut faulting)
+                }
                 Exit::Synthetic(gpa) => self.fault(vm, &mut zs, &mut detector, gpa, &mut faulting),
             }
         }
@@ -137,7 +140,9 @@ impl Vcpu {
             Enter::Entered { epoch } => {
                 vm.checks.in_guest.fetch_add(1, Full);
                 let accept = match vm.inject.hog(self.idx) {
-                    Some(hogged) => vm.module.guest_long_accept(hogged, || !vm.kick_pending(self.idx)),
+                    Some(hogged) => vm
+                        .module
+                        .guest_long_accept(hogged, || !vm.kick_pending(self.idx)),
                     None => vm.module.guest_accept(gpa),
                 };
                 if vm.inject.take_stuck(self.idx) {

@@ -7,8 +7,8 @@ use super::vcpu::{vcpu_thread, Rng, Vcpu};
 use super::vm::Vm;
 use crate::kshim::{cond_resched, kthread_should_stop, msleep, Kthread};
 use kernel::prelude::*;
-use kernel::sync::Arc;
 use kernel::sync::atomic::Relaxed;
+use kernel::sync::Arc;
 
 /// The zap thread's state.
 struct Zapper {

@@ -69,10 +69,10 @@ pub struct Counters<C: CounterCell> {
     pub retries: C,
     /// Operations that succeeded after at least one retry.
     pub retry_successes: C,
-    /// [`super::policy::Policy::BlindRetry`] warnings (try 16, 32, ... 1024).
+    /// [`super::retry::Policy::BlindRetry`] warnings (try 16, 32, ... 1024).
     pub retry_warnings: C,
     /// Busy results handed back for the caller to re-fault
-    /// ([`super::policy::Policy::Upstream72`] map path).
+    /// ([`super::retry::Policy::Upstream72`] map path).
     pub busy_returned: C,
     /// Operations that ended in a VM bug (the caller stops the VM).
     pub vm_bugs: C,

@@ -9,7 +9,7 @@
 use super::counters::{CounterCell, Counters};
 use super::gate::{EntryGate, KickGuard, KickTimeout, VcpuSet};
 use super::op::{Seamcall, SeptOp};
-use super::policy::{Policy, BLIND_RETRY_BUG_AT, BLIND_RETRY_WARN_AT};
+use super::retry::{Policy, BLIND_RETRY_BUG_AT, BLIND_RETRY_WARN_AT};
 use super::spte::{is_frozen_spte, FrozenSpte, SpteError};
 use super::status::{Leaf, Status};
 use super::sync::{Atomic64, Clock};

@@ -21,8 +21,8 @@
 //! - [`gate`]: the per-VM entry gate, the vCPU side ([`vcpu_try_enter`],
 //!   [`vcpu_exit`]) and the kick ([`KickGuard`], [`VcpuSet`]), with the
 //!   ordering argument.
-//! - [`policy`]: [`Policy`]: `KickAndRetry` (default) and the `BlindRetry`
-//!   and `Upstream72` baselines.
+//! - [`retry`]: the retry [`Policy`]: `KickAndRetry` (default) and the
+//!   `BlindRetry` and `Upstream72` baselines.
 //! - [`executor`]: runs one operation under a policy ([`Executor`],
 //!   [`Outcome`]).
 //! - [`zero_step`]: the per-vCPU zero-step detector ([`ZeroStep`]).
@@ -40,7 +40,7 @@ pub mod counters;
 pub mod executor;
 pub mod gate;
 pub mod op;
-pub mod policy;
+pub mod retry;
 pub mod spte;
 pub mod status;
 pub mod sync;
@@ -52,7 +52,7 @@ pub use self::gate::{
     vcpu_exit, vcpu_try_enter, EntryGate, GateRaised, KickGuard, KickTimeout, VcpuSet,
 };
 pub use self::op::{Seamcall, SeptOp};
-pub use self::policy::{MaxTries, Policy, PolicyError};
+pub use self::retry::{MaxTries, Policy, PolicyError};
 pub use self::spte::{FrozenSpte, SpteError, FROZEN_SPTE};
 pub use self::status::{Leaf, Operand, Status, StatusKind};
 pub use self::sync::{Atomic64, Clock};

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Which retry policy the executor follows.
+//!
+//! (Named `retry` rather than `policy`: the kernel module includes this crate
+//! as `mod policy`, and `policy::policy` trips `clippy::module_inception`.)
 
 use core::fmt;
 

@@ -155,6 +155,16 @@ pub enum StatusKind {
 }
 
 /// A raw SEAMCALL status (RAX after the call).
+///
+/// ```
+/// use tdx_sept_guard_policy::{Leaf, Operand, Status, StatusKind};
+///
+/// // An entry-lock collision with a guest's ACCEPT: operand RCX, still busy.
+/// let st = Status::from_raw(0x8000_0200_0000_0001);
+/// assert!(st.is_operand_busy());
+/// assert_eq!(st.kind(), StatusKind::OperandBusy(Operand::Rcx));
+/// assert!(st.is_busy_for(Leaf::MemPageAug));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Status(u64);
 
