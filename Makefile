@@ -43,6 +43,9 @@ rustfmt:
 rustfmtcheck:
 	@scripts/rustfmt.sh --check
 
+# Needs no kernel tree: removes Kbuild's products by name.
 clean:
-	@if [ -n "$(KDIR)" ] || [ -d build ]; then scripts/build-module.sh clean || true; fi
-	rm -rf build rust/policy/target
+	rm -rf build rust/policy/target rust-project.json
+	find . -path ./.git -prune -o -type f \( -name '*.o' -o -name '*.ko' -o -name '*.mod' -o -name '*.mod.c' \
+		-o -name '.*.cmd' -o -name '*.a' -o -name '.*.d' -o -name '*.rmeta' \
+		-o -name modules.order -o -name Module.symvers \) -exec rm -f {} +

@@ -4,9 +4,11 @@
 //! local interrupt control and the `mode` string parameter, which the kernel
 //! crate does not wrap yet.
 
-use core::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CStr};
+use core::ffi::{c_int, c_uint, c_ulong, c_void, CStr};
+use core::marker::PhantomData;
 use core::ptr::NonNull;
 use kernel::error::to_result;
+use kernel::ffi::c_char;
 use kernel::prelude::*;
 
 #[repr(C)]
@@ -59,13 +61,13 @@ pub(crate) fn mode_param() -> &'static CStr {
     // SAFETY: `tsg_mode_param` returns the charp parameter, a NUL-terminated
     // string that module_param keeps alive (and read-only: mode 0444) for as
     // long as the module is loaded.
-    unsafe { CStr::from_ptr(tsg_mode_param()) }
+    unsafe { CStr::from_char_ptr(tsg_mode_param()) }
 }
 
 /// The `policy` module parameter, as given at `insmod`.
 pub(crate) fn policy_param() -> &'static CStr {
     // SAFETY: As for `mode_param`.
-    unsafe { CStr::from_ptr(tsg_policy_param()) }
+    unsafe { CStr::from_char_ptr(tsg_policy_param()) }
 }
 
 /// Whether the current kthread has been asked to stop.
@@ -101,15 +103,18 @@ pub(crate) fn cpu_online(cpu: u32) -> bool {
 /// Local interrupts disabled for the lifetime of the guard.
 pub(crate) struct IrqsOff {
     flags: c_ulong,
+    /// Restored on the CPU that saved it: neither `Send` nor `Sync`.
+    _not_send: PhantomData<*mut ()>,
 }
 
 impl IrqsOff {
     /// Disables local interrupts (saving the previous state).
     pub(crate) fn new() -> Self {
-        // SAFETY: Saving and disabling is always allowed; `Drop` restores it
-        // on the same CPU because the guard is neither `Send` nor `Sync`.
         Self {
+            // SAFETY: Saving and disabling is always allowed; `Drop` restores
+            // it on the same CPU: the guard is neither `Send` nor `Sync`.
             flags: unsafe { tsg_local_irq_save() },
+            _not_send: PhantomData,
         }
     }
 }
@@ -151,7 +156,7 @@ impl Kthread {
         let cpu = cpu.map_or(-1, |c| c as c_int);
         // SAFETY: `f` and `data` satisfy the caller's contract; `name` is a
         // static NUL-terminated format taking one unsigned int.
-        let task = unsafe { tsg_kthread_start(f, data, cpu, name.as_ptr(), idx) };
+        let task = unsafe { tsg_kthread_start(f, data, cpu, name.as_char_ptr(), idx) };
         NonNull::new(task).map(|task| Self { task }).ok_or(ENOMEM)
     }
 }

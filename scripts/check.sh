@@ -13,11 +13,26 @@ start=$(date +%s)
 KDIR=$("$TOP/scripts/build-kernel.sh" | tail -n1)
 export KDIR
 
-step "building tdx_sept_guard.ko (log: build/module-build.log)"
+step "building tdx_sept_guard.ko with clippy (log: build/module-build.log)"
 mkdir -p "$TOP/build"
-"$TOP/scripts/build-module.sh" >"$TOP/build/module-build.log" 2>&1 || {
+# CLIPPY=1: Kbuild runs clippy with the kernel's own lint set.
+CLIPPY=1 "$TOP/scripts/build-module.sh" >"$TOP/build/module-build.log" 2>&1 || {
 	cat "$TOP/build/module-build.log" >&2
 	die "module build failed"
+}
+build_ok=1
+if grep -q 'warning' "$TOP/build/module-build.log"; then
+	grep -A6 'warning' "$TOP/build/module-build.log" | head -n 40
+	echo "FAILED: the module build warns"
+	build_ok=0
+fi
+
+step "checking the module's formatting (kernel rustfmt settings)"
+fmt_ok=1
+"$TOP/scripts/rustfmt.sh" --check >"$TOP/build/rustfmt.log" 2>&1 || {
+	head -n 40 "$TOP/build/rustfmt.log"
+	echo "FAILED: not formatted; run 'make rustfmt'"
+	fmt_ok=0
 }
 
 host_out=$("$TOP/scripts/host-test.sh") && host_ok=1 || host_ok=0
@@ -47,7 +62,7 @@ count() { printf '%s\n' "$1" | sed -n "s/.* \([0-9]\+\) $2.*/\1/p"; }
 passed=$(( $(count "$host_line" passed) + $(count "$kunit_line" passed) ))
 failed=$(( $(count "$host_line" failed) + $(count "$kunit_line" failed) ))
 # A failure that is not a test result (missing suite, splat, timeout) still fails the run.
-if [ "$host_ok$kunit_ok" != 11 ] && [ "$failed" = 0 ]; then failed=1; fi
+if [ "$build_ok$fmt_ok$host_ok$kunit_ok" != 1111 ] && [ "$failed" = 0 ]; then failed=1; fi
 step "make check took $(( $(date +%s) - start )) s"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -8,7 +8,9 @@ use kernel::macros::kunit_tests;
 #[kunit_tests(tdx_sept_guard_status)]
 mod tests {
     use crate::policy::status::*;
-    use core::ffi::{c_char, CStr};
+    use core::ffi::CStr;
+    use kernel::ffi::c_char;
+    use kernel::prelude::*;
 
     #[repr(C)]
     struct AbiConst {
@@ -28,7 +30,7 @@ mod tests {
         unsafe {
             let mut entry = core::ptr::addr_of!(tsg_kernel_tdx_abi).cast::<AbiConst>();
             while !(*entry).name.is_null() {
-                if CStr::from_ptr((*entry).name).to_bytes() == name.as_bytes() {
+                if CStr::from_char_ptr((*entry).name).to_bytes() == name.as_bytes() {
                     return Some((*entry).value);
                 }
                 entry = entry.add(1);
