@@ -31,7 +31,7 @@ if [ -f "$TOOLS_DIR/py/clang/native/libclang.so" ]; then
 	step "libclang: present"
 else
 	step "installing libclang $LIBCLANG_WHEEL_VERSION (PyPI wheel) into $TOOLS_DIR/py"
-	python3 -m pip install -q --disable-pip-version-check \
+	python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
 		--target "$TOOLS_DIR/py" "libclang==$LIBCLANG_WHEEL_VERSION"
 fi
 
