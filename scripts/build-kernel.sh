@@ -25,7 +25,7 @@ log=$build/build.log
 : >"$log"
 run_make() {
 	if [ "${V:-0}" = 1 ]; then
-		make -C "$src" O="$build" "$@" 2>&1 | tee -a "$log"
+		make -C "$src" O="$build" "$@" 2>&1 | tee -a "$log" >&2
 	else
 		make -C "$src" O="$build" "$@" >>"$log" 2>&1
 	fi
@@ -56,7 +56,7 @@ step "building bzImage and modules with $(nproc) jobs (log: $log)"
 if [ "${V:-0}" != 1 ]; then
 	# One progress line a minute, so a long build is visibly alive.
 	( while sleep 60; do
-		printf '    ... %d objects built so far\n' "$(grep -c '^  CC\|^  RUSTC' "$log")"
+		printf '    ... %d objects built so far\n' "$(grep -c '^  CC\|^  RUSTC' "$log")" >&2
 	done ) &
 	ticker=$!
 	trap 'kill $ticker 2>/dev/null' EXIT

@@ -11,10 +11,10 @@ PKG=linux-source-$KERNEL_SERIES
 APT_DIR=$CACHE_DIR/apt-sid
 
 # Reuse the mirror the system already uses for Debian; only the suite differs.
-mirror=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\/debian\)\/*$/\1/p' \
-	/etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
-[ -n "$mirror" ] || mirror=$(sed -n 's/^deb[[:space:]]\+\([^[:space:]]*\/debian\)\/*[[:space:]].*/\1/p' \
-	/etc/apt/sources.list 2>/dev/null | head -n1)
+mirror=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
+	sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\/debian\)\/*$/\1/p' | sed -n 1p || true)
+[ -n "$mirror" ] || mirror=$(cat /etc/apt/sources.list 2>/dev/null |
+	sed -n 's/^deb[[:space:]]\+\([^[:space:]]*\/debian\)\/*[[:space:]].*/\1/p' | sed -n 1p || true)
 [ -n "$mirror" ] || die "cannot find the system's Debian mirror in /etc/apt"
 
 mkdir -p "$APT_DIR/lists/partial" "$APT_DIR/archives/partial"

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # Shared settings for the tdx-sept-guard scripts. Sourced, never run.
 
-set -eu
+set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 CACHE_DIR=${TDX_SEPT_GUARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tdx-sept-guard}
@@ -12,7 +12,7 @@ TOOLS_DIR=$CACHE_DIR/tools
 KERNEL_SERIES=7.2
 KERNEL_PIN=${KERNEL_PIN:-7.2.13-1}
 
-step() { printf '==> %s\n' "$*"; }
+step() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Tools installed by setup-host.sh live outside the system paths.

@@ -16,9 +16,8 @@ kdir=$1 script=$2 log=$3
 shift 3
 ko=$TOP/rust/tdx_sept_guard.ko
 [ -f "$ko" ] || die "$ko is missing: run make first"
-busybox=$(command -v busybox || true)
-[ -n "$busybox" ] && file -L "$busybox" 2>/dev/null | grep -q static ||
-	busybox=/bin/busybox
+# Debian's busybox-static: the initramfs has no libraries.
+busybox=/bin/busybox
 [ -x "$busybox" ] || die "busybox-static is missing: run scripts/setup-host.sh"
 
 root=$TOP/build/initramfs

@@ -13,7 +13,7 @@ DEB_PACKAGES="bc bison flex libelf-dev libssl-dev cpio busybox-static
 
 missing=""
 for p in $DEB_PACKAGES; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+	[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" = "install ok installed" ] ||
 		missing="$missing $p"
 done
 if [ -n "$missing" ]; then
@@ -35,15 +35,16 @@ else
 		--target "$TOOLS_DIR/py" "libclang==$LIBCLANG_WHEEL_VERSION"
 fi
 
-if [ -x "$TOOLS_DIR/cargo/bin/bindgen" ] &&
-   "$TOOLS_DIR/cargo/bin/bindgen" --version | grep -q "$BINDGEN_VERSION"; then
+bindgen_have=$("$TOOLS_DIR/cargo/bin/bindgen" --version 2>/dev/null || true)
+if [ "$bindgen_have" = "bindgen $BINDGEN_VERSION" ]; then
 	step "bindgen $BINDGEN_VERSION: present"
 else
 	step "building bindgen-cli $BINDGEN_VERSION from crates.io (a few minutes)"
 	cargo install -q --locked --root "$TOOLS_DIR/cargo" bindgen-cli --version "$BINDGEN_VERSION"
 fi
 
-if rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
+installed=$(rustup component list --installed 2>/dev/null || true)
+if printf '%s\n' "$installed" | grep -q '^rust-src'; then
 	step "rust-src: present"
 else
 	step "adding rust-src for $(rustc --version)"
