@@ -26,7 +26,7 @@ impl Mode {
             b"idle" => Ok(Self::Idle),
             other => {
                 pr_err!(
-                    "tdx_sept_guard: unknown mode={}: expected sim or idle\n",
+                    "unknown mode={}: expected sim or idle\n",
                     BStr::from_bytes(other)
                 );
                 Err(EINVAL)
@@ -38,13 +38,7 @@ impl Mode {
 /// Checks `value` is in `lo..=hi`, else says so and fails.
 fn in_range<T: PartialOrd + kernel::fmt::Display>(name: &str, value: T, lo: T, hi: T) -> Result<T> {
     if value < lo || value > hi {
-        pr_err!(
-            "tdx_sept_guard: {}={} is out of range {}..={}\n",
-            name,
-            value,
-            lo,
-            hi
-        );
+        pr_err!("{}={} is out of range {}..={}\n", name, value, lo, hi);
         return Err(EINVAL);
     }
     Ok(value)
@@ -55,7 +49,7 @@ pub(crate) fn policy() -> Result<Policy> {
     let name = policy_param().to_str().map_err(|_| EINVAL)?;
     Policy::from_name(name).map_err(|_| {
         pr_err!(
-            "tdx_sept_guard: unknown policy={}: expected kick_and_retry, upstream72 or blind_retry\n",
+            "unknown policy={}: expected kick_and_retry, upstream72 or blind_retry\n",
             name
         );
         EINVAL
@@ -86,7 +80,7 @@ pub(crate) fn sim_config() -> Result<SimConfig> {
     let vcpus = *module_parameters::vcpus.value();
     if vcpus == 0 || vcpus > online.min(MAX_VCPUS) {
         pr_err!(
-            "tdx_sept_guard: vcpus={} but 1..={} are possible ({} CPUs online, at most {})\n",
+            "vcpus={} but 1..={} are possible ({} CPUs online, at most {})\n",
             vcpus,
             online.min(MAX_VCPUS),
             online,

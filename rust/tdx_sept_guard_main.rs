@@ -73,7 +73,7 @@ impl kernel::InPlaceModule for TdxSeptGuard {
             };
             let vm = workload.as_ref().map(|w| w.vm().clone());
             pr_info!(
-                "tdx_sept_guard {} loaded ({})\n",
+                "version {} loaded ({})\n",
                 VERSION,
                 if vm.is_some() {
                     "mode=sim"
@@ -92,6 +92,6 @@ impl kernel::InPlaceModule for TdxSeptGuard {
 #[pinned_drop]
 impl PinnedDrop for TdxSeptGuard {
     fn drop(self: Pin<&mut Self>) {
-        pr_info!("tdx_sept_guard unloaded\n");
+        pr_info!("unloaded\n");
     }
 }

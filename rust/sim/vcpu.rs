@@ -30,6 +30,19 @@ enum Exit {
     Ran(Accept),
 }
 
+impl Exits {
+    /// An EPT-violation exit on `gpa`: the module counts it towards
+    /// zero-step, the detector judges it, the host handles the fault. The
+    /// guest touches `gpa` again on its next entry.
+    fn fault(&mut self, vm: &Vm, gpa: u64) {
+        vm.module.ept_violation_exit(&mut self.module_zs, gpa);
+        let verdict = self.detector.on_ept_violation(gpa, &vm.counters);
+        if vm.handle_fault(gpa, verdict == ZeroStepVerdict::KickAndWait) != Fault::Stopped {
+            self.faulting = Some(gpa);
+        }
+    }
+}
+
 /// A small per-thread pseudo-random generator (xorshift64).
 pub(crate) struct Rng(u64);
 
@@ -50,18 +63,31 @@ impl Rng {
 pub(crate) struct Vcpu {
     pub(crate) vm: Arc<Vm>,
     pub(crate) idx: usize,
-    /// Guest operations (accepted pages) to complete before idling.
+    /// Guest accesses (ACCEPTs that succeed, first or repeated) to make
+    /// before idling.
     pub(crate) budget: u64,
+}
+
+/// What one vCPU thread carries from exit to exit.
+struct Exits {
+    /// The TDX module's zero-step state of this vCPU.
+    module_zs: ZeroStepState,
+    /// The policy's zero-step detector for this vCPU.
+    detector: ZeroStep,
+    /// The GPA the guest faults on until the host maps it.
+    faulting: Option<u64>,
 }
 
 impl Vcpu {
     /// The thread body: runs until asked to stop.
     pub(crate) fn run(&self) {
         let vm = &*self.vm;
-        let mut zs = ZeroStepState::new();
-        let mut detector = ZeroStep::new();
+        let mut exits = Exits {
+            module_zs: ZeroStepState::new(),
+            detector: ZeroStep::new(),
+            faulting: None,
+        };
         let mut rng = Rng::new(self.idx as u64 + 1);
-        let mut faulting: Option<u64> = None;
         let mut done = 0;
         let mut finished = false;
         while !kthread_should_stop() {
@@ -74,11 +100,11 @@ impl Vcpu {
                 continue;
             }
             cond_resched();
-            let gpa = faulting.unwrap_or_else(|| vm.pick_gpa(&mut rng));
-            match self.enter(vm, &zs, gpa) {
+            let gpa = exits.faulting.unwrap_or_else(|| vm.pick_gpa(&mut rng));
+            match self.enter(vm, &exits.module_zs, gpa) {
                 Exit::GateClosed => cpu_relax(),
                 Exit::EnterBusy(status) => {
-                    if detector.on_enter_status(status, &vm.counters)
+                    if exits.detector.on_enter_status(status, &vm.counters)
                         == ZeroStepVerdict::KickAndWait
                     {
                         // Make every vCPU leave, so that the next entry finds
@@ -87,9 +113,9 @@ impl Vcpu {
                     }
                 }
                 Exit::Ran(accept @ (Accept::Accepted | Accept::AlreadyAccepted)) => {
-                    vm.module.progress_exit(&mut zs);
-                    detector.on_progress();
-                    faulting = None;
+                    vm.module.progress_exit(&mut exits.module_zs);
+                    exits.detector.on_progress();
+                    exits.faulting = None;
                     done += 1;
                     vm.work.guest_ops.add(1, Relaxed);
                     // Half the pages it accepts, the guest converts back to
@@ -100,27 +126,9 @@ impl Vcpu {
                 }
                 // The guest retries or resumes its ACCEPT on a later entry.
                 Exit::Ran(Accept::Busy(_) | Accept::Interrupted) => {}
-                Exit::Ran(Accept::EptViolation) => {
-                    self.fault(vm, &mut zs, &mut detector, gpa, &mut faulting)
-                }
-                Exit::Synthetic(gpa) => self.fault(vm, &mut zs, &mut detector, gpa, &mut faulting),
+                Exit::Ran(Accept::EptViolation) => exits.fault(vm, gpa),
+                Exit::Synthetic(gpa) => exits.fault(vm, gpa),
             }
-        }
-    }
-
-    fn fault(
-        &self,
-        vm: &Vm,
-        zs: &mut ZeroStepState,
-        detector: &mut ZeroStep,
-        gpa: u64,
-        faulting: &mut Option<u64>,
-    ) {
-        vm.module.ept_violation_exit(zs, gpa);
-        let kick = detector.on_ept_violation(gpa, &vm.counters) == ZeroStepVerdict::KickAndWait;
-        match vm.handle_fault(gpa, kick) {
-            Fault::Mapped | Fault::Retry => *faulting = Some(gpa),
-            Fault::Stopped => {}
         }
     }
 

@@ -285,12 +285,19 @@ impl Vm {
     pub(crate) fn stop(&self, leaf: Leaf, reason: Option<VmBugReason>, status: Status) {
         let mut rec = self.stop_record.lock();
         if rec.is_none() {
-            pr_warn!(
-                "tdx_sept_guard: sim VM stopped: {} after {:?} (status {:#018x})\n",
-                leaf.name(),
-                reason,
-                status.raw()
-            );
+            match reason {
+                Some(reason) => pr_warn!(
+                    "sim VM stopped: {} ended in {:?} (status {:#018x})\n",
+                    leaf.name(),
+                    reason,
+                    status.raw()
+                ),
+                None => pr_warn!(
+                    "sim VM stopped: {} failed (status {:#018x})\n",
+                    leaf.name(),
+                    status.raw()
+                ),
+            }
             *rec = Some(StopRecord {
                 leaf,
                 reason,
