@@ -23,32 +23,8 @@ impl HostAtomic {
     }
 }
 
-impl Atomic64 for HostAtomic {
-    fn load_acquire(&self) -> u64 {
-        self.0.load(Acquire)
-    }
-    fn load_relaxed(&self) -> u64 {
-        self.0.load(Relaxed)
-    }
-    fn store_release(&self, v: u64) {
-        self.0.store(v, Release)
-    }
-    fn store_relaxed(&self, v: u64) {
-        self.0.store(v, Relaxed)
-    }
-    fn xchg(&self, v: u64) -> u64 {
-        self.0.swap(v, SeqCst)
-    }
-    fn cmpxchg(&self, old: u64, new: u64) -> Result<u64, u64> {
-        self.0.compare_exchange(old, new, SeqCst, SeqCst)
-    }
-    fn fetch_add(&self, v: u64) -> u64 {
-        self.0.fetch_add(v, SeqCst)
-    }
-    fn fetch_sub(&self, v: u64) -> u64 {
-        self.0.fetch_sub(v, SeqCst)
-    }
-}
+include!("atomic64.rs");
+impl_atomic64!(HostAtomic);
 
 /// `CounterCell` over a relaxed `std` atomic.
 #[derive(Debug, Default)]
