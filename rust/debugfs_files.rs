@@ -2,69 +2,61 @@
 
 //! The module's debugfs files under `/sys/kernel/debug/tdx_sept_guard/`:
 //!
-//! - `version`: the module's version;
-//! - `stats`: the running simulation's counters, one `name value` line each;
-//! - `reset`: write `1` to zero the counters; anything else is `-EINVAL`.
+//! - `version`: the module's version (as `modinfo` shows it);
+//! - `stats`: the backend's counters, one `name value` line each (or a
+//!   `# idle: ...` line saying why there are none);
+//! - `reset`: write `1` to zero the counters; anything else is `EINVAL`.
 //!
-//! The kernel's debugfs abstraction creates every file root-only (0400 to
-//! read, 0200 to write).
+//! Every file is root-only (0400 to read, 0200 to write), and an open file
+//! keeps the module loaded (see [`crate::platform::debugfs`]).
 
-use crate::sim::vm::Vm;
+use crate::backend::Backend;
+use crate::platform::{
+    debugfs::{
+        Dir,
+        File, //
+    },
+    param,
+};
 use core::fmt;
 use kernel::{
-    debugfs::{Dir, File},
     prelude::*,
-    sync::Arc,
-    uaccess::UserSliceReader,
+    sync::Arc, //
 };
 
+/// A backend shared with the files that show it.
+type Shared = Arc<dyn Backend>;
+
 /// The debugfs root and its files; removed when dropped.
-#[pin_data]
 pub(crate) struct Files {
-    #[pin]
-    version: File<()>,
-    #[pin]
-    stats: File<Option<Arc<Vm>>>,
-    #[pin]
-    reset: File<Option<Arc<Vm>>>,
-    _root: Dir,
+    _version: Pin<KBox<File<()>>>,
+    _stats: Pin<KBox<File<Shared>>>,
+    _reset: Pin<KBox<File<Shared>>>,
 }
 
 fn show_version(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    writeln!(f, "{}", crate::VERSION)
+    writeln!(f, "{}", param::version().to_str().unwrap_or("?"))
 }
 
-fn show_stats(vm: &Option<Arc<Vm>>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    match vm {
-        Some(vm) => vm.render_stats(f),
-        None => writeln!(f, "# no simulation running (mode=idle)"),
-    }
+fn show_stats(backend: &Shared, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    backend.render_stats(f)
 }
 
 /// Accepts exactly `1`, with or without a trailing newline.
-fn write_reset(vm: &Option<Arc<Vm>>, input: &mut UserSliceReader) -> Result {
-    let mut buf = [0u8; 3];
-    let len = input.len();
-    if len > buf.len() {
-        return Err(EINVAL);
+fn write_reset(backend: &Shared, input: &[u8]) -> Result {
+    match input {
+        b"1" | b"1\n" => backend.reset_stats(),
+        _ => Err(EINVAL),
     }
-    input.read_slice(&mut buf[..len])?;
-    match &buf[..len] {
-        b"1" | b"1\n" => {}
-        _ => return Err(EINVAL),
-    }
-    vm.as_ref().ok_or(ENODEV)?.counters.reset();
-    Ok(())
 }
 
 impl Files {
-    pub(crate) fn new(vm: Option<Arc<Vm>>) -> impl PinInit<Self, Error> {
-        let root = Dir::new(c"tdx_sept_guard");
-        try_pin_init!(Self {
-            version <- root.read_callback_file(c"version", (), &show_version),
-            stats <- root.read_callback_file(c"stats", vm.clone(), &show_stats),
-            reset <- root.write_callback_file(c"reset", vm, &write_reset),
-            _root: root,
+    pub(crate) fn new(backend: &Shared) -> Result<Self> {
+        let root = Dir::new(c"tdx_sept_guard", None)?;
+        Ok(Self {
+            _version: File::new(&root, c"version", (), Some(show_version), None)?,
+            _stats: File::new(&root, c"stats", backend.clone(), Some(show_stats), None)?,
+            _reset: File::new(&root, c"reset", backend.clone(), None, Some(write_reset))?,
         })
     }
 }

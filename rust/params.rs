@@ -3,30 +3,46 @@
 //! Module parameters: parsed and checked once, at `insmod`. A bad value
 //! fails the load with a message saying what is accepted.
 
-use crate::kshim::{mode_param, num_online_cpus, policy_param};
 use crate::module_parameters;
+use crate::platform::{
+    num_online_cpus,
+    param, //
+};
 use crate::policy::Policy;
-use crate::sim::tdx_module::{Geometry, Latency};
-use crate::sim::vm::{SimConfig, MAX_VCPUS};
+use crate::sim::tdx_module::{
+    Geometry,
+    Latency, //
+};
+use crate::sim::vm::{
+    SimConfig,
+    MAX_VCPUS, //
+};
 use kernel::prelude::*;
 use kernel::str::BStr;
 
-/// What the module does once loaded.
+/// What the module does once loaded (`mode=`).
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
-    /// Runs the simulated TDX contention workload.
+    /// Attach to KVM TDX if it is usable, else stay idle (the default).
+    Auto,
+    /// Attach to KVM TDX, or fail the load.
+    Kvm,
+    /// Run the simulated TDX contention workload.
     Sim,
-    /// Only debugfs and the KUnit suites.
+    /// Counters only (and the KUnit suites, on a kernel with KUnit).
     Idle,
 }
 
 impl Mode {
     pub(crate) fn from_param() -> Result<Self> {
-        match mode_param().to_bytes() {
+        match param::mode().to_bytes() {
+            b"auto" => Ok(Self::Auto),
+            b"kvm" => Ok(Self::Kvm),
             b"sim" => Ok(Self::Sim),
             b"idle" => Ok(Self::Idle),
             other => {
                 pr_err!(
-                    "unknown mode={}: expected sim or idle\n",
+                    "unknown mode={}: expected auto, kvm, sim or idle\n",
                     BStr::from_bytes(other)
                 );
                 Err(EINVAL)
@@ -46,7 +62,7 @@ fn in_range<T: PartialOrd + kernel::fmt::Display>(name: &str, value: T, lo: T, h
 
 /// The `policy` parameter.
 pub(crate) fn policy() -> Result<Policy> {
-    let name = policy_param().to_str().map_err(|_| EINVAL)?;
+    let name = param::policy().to_str().map_err(|_| EINVAL)?;
     Policy::from_name(name).map_err(|_| {
         pr_err!(
             "unknown policy={}: expected kick_and_retry, upstream72 or blind_retry\n",
@@ -72,6 +88,20 @@ pub(crate) fn ops_per_vcpu() -> u64 {
         0 => u64::MAX,
         n => n,
     }
+}
+
+/// Checks every parameter, whichever mode uses it, so that a typo fails the
+/// load even where the value would be ignored.
+/// (Whether the CPUs exist for `vcpus` is checked only in `mode=sim`.)
+pub(crate) fn check_all() -> Result {
+    policy()?;
+    kick_timeout_us()?;
+    contention()?;
+    in_range("vcpus", *module_parameters::vcpus.value(), 1, MAX_VCPUS).map(|_| ())
+}
+
+fn contention() -> Result<u32> {
+    in_range("contention", *module_parameters::contention.value(), 0, 100)
 }
 
 /// The simulated VM's shape when the module runs in `mode=sim`.
@@ -100,7 +130,7 @@ pub(crate) fn sim_config() -> Result<SimConfig> {
         },
         policy: policy()?,
         kick_timeout_us: kick_timeout_us()?,
-        contention_pct: in_range("contention", *module_parameters::contention.value(), 0, 100)?,
+        contention_pct: contention()?,
         hot_pages: 8,
     })
 }

@@ -3,22 +3,31 @@
 //! tdx-sept-guard: bounded, lock-respecting S-EPT SEAMCALL policy for KVM TDX hosts.
 //!
 //! The decisions live in [`policy`], a `no_std` crate shared with the host
-//! tests. This module runs them in the kernel: against the simulated TDX
-//! module in [`sim`] (there is no attach layer for a real KVM TDX host yet),
-//! with counters in debugfs and KUnit suites.
+//! tests. The module runs them through one [`backend::Backend`], chosen at
+//! `insmod` by `mode=`: the simulated TDX module in [`sim`], KVM's TDX code
+//! (not attached yet: see [`kvm`]), or none. [`platform`] is the kernel glue
+//! both backends share.
 
 use kernel::prelude::*;
 
 #[path = "policy/src/lib.rs"]
 pub mod policy;
 
+mod backend;
 mod debugfs_files;
-mod kshim;
-mod ksync;
 #[cfg(CONFIG_KUNIT)]
 mod kunit;
+mod kvm;
 mod params;
+mod platform;
 mod sim;
+
+use backend::{
+    Backend,
+    Idle, //
+};
+use kernel::sync::Arc;
+use params::Mode;
 
 module! {
     type: TdxSeptGuard,
@@ -29,11 +38,11 @@ module! {
     params: {
         vcpus: u32 {
             default: 4,
-            description: "mode=sim: simulated vCPUs, one per CPU from CPU 0 (1 to the online CPUs, at most 64)",
+            description: "mode=sim: simulated vCPUs, one kthread bound to each CPU from CPU 0 (1 to the online CPUs, at most 64)",
         },
         ops: u64 {
             default: 0,
-            description: "mode=sim: guest accesses per simulated vCPU before it idles; 0: run until unloaded",
+            description: "mode=sim: guest accesses per simulated vCPU before it stops; 0: run until unloaded",
         },
         contention: u32 {
             default: 20,
@@ -43,55 +52,67 @@ module! {
             default: 100,
             description: "How long a kick waits for vCPU acknowledgements before the VM is stopped (1-10000)",
         },
-        test_ops: u32 {
-            default: 3000,
-            description: "KUnit concurrency suite: pages each vCPU accepts (100-1000000)",
-        },
     },
 }
 
-/// The module's version, shown in debugfs as `version`.
-pub(crate) const VERSION: &str = "0.1.0";
-
-#[pin_data(PinnedDrop)]
 struct TdxSeptGuard {
-    #[pin]
-    files: debugfs_files::Files,
-    workload: Option<sim::workload::Workload>,
+    // Declared first, so dropped first: no file callback runs once the
+    // backend is being torn down.
+    _files: debugfs_files::Files,
+    backend: Arc<dyn Backend>,
 }
 
-impl kernel::InPlaceModule for TdxSeptGuard {
-    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        pin_init::pin_init_scope(|| {
-            let workload = match params::Mode::from_param()? {
-                params::Mode::Idle => None,
-                params::Mode::Sim => {
-                    let cfg = params::sim_config()?;
-                    let vm = sim::vm::Vm::new(cfg)?;
-                    Some(sim::workload::Workload::start(vm, params::ops_per_vcpu())?)
-                }
-            };
-            let vm = workload.as_ref().map(|w| w.vm().clone());
+fn idle(reason: &'static str) -> Result<Arc<dyn Backend>> {
+    Ok(Arc::new(Idle { reason }, GFP_KERNEL)?)
+}
+
+/// Starts the backend `mode` asks for.
+fn start_backend(mode: Mode) -> Result<Arc<dyn Backend>> {
+    match mode {
+        Mode::Idle => idle("mode=idle"),
+        Mode::Sim => {
+            let cfg = params::sim_config()?;
             pr_info!(
-                "version {} loaded ({})\n",
-                VERSION,
-                if vm.is_some() {
-                    "mode=sim"
-                } else {
-                    "mode=idle"
+                "mode=sim: starting a simulated TD: {} vCPU kthreads bound to CPUs 0-{} (each spins with interrupts off in its guest sections) and one zap kthread, {}\n",
+                cfg.nr_vcpus,
+                cfg.nr_vcpus - 1,
+                match *module_parameters::ops.value() {
+                    0 => "until the module is unloaded",
+                    _ => "until each vCPU has made `ops` guest accesses",
                 }
             );
-            Ok(try_pin_init!(Self {
-                files <- debugfs_files::Files::new(vm),
-                workload,
-            }? Error))
+            sim::SimBackend::start(cfg, params::ops_per_vcpu())
+        }
+        Mode::Kvm => kvm::attach().map_err(|why| {
+            pr_err!("mode=kvm: cannot attach to KVM TDX: {}\n", why.reason());
+            why.errno()
+        }),
+        Mode::Auto => kvm::attach().or_else(|why| idle(why.reason())),
+    }
+}
+
+impl kernel::Module for TdxSeptGuard {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let mode = Mode::from_param()?;
+        params::check_all()?;
+        let backend = start_backend(mode)?;
+        let files = debugfs_files::Files::new(&backend)?;
+        let version = platform::param::version().to_str().unwrap_or("?");
+        match backend.idle_reason() {
+            Some(reason) if mode == Mode::Auto => {
+                pr_info!("version {} loaded: mode=auto, idle: {}\n", version, reason)
+            }
+            _ => pr_info!("version {} loaded: mode={}\n", version, backend.mode()),
+        }
+        Ok(Self {
+            _files: files,
+            backend,
         })
     }
 }
 
-#[pinned_drop]
-impl PinnedDrop for TdxSeptGuard {
-    fn drop(self: Pin<&mut Self>) {
-        pr_info!("unloaded\n");
+impl Drop for TdxSeptGuard {
+    fn drop(&mut self) {
+        pr_info!("unloading (mode={})\n", self.backend.mode());
     }
 }

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # `make run`: the same set-up as `make check`, then boots QEMU, loads the
-# module (parameters from RUN_PARAMS), prints its debugfs counters a few
+# module (parameters from RUN_PARAMS, default mode=sim), prints its debugfs counters a few
 # times while it works, unloads it and powers off.
 
 . "$(dirname "$0")/lib.sh"
@@ -22,7 +22,7 @@ rc=0
 # from running at insmod here.
 # shellcheck disable=SC2086
 QEMU_APPEND="kunit.enable=0 ${QEMU_APPEND:-}" QEMU_TIMEOUT=${QEMU_TIMEOUT:-300} "$TOP/scripts/qemu.sh" "$KDIR" run "$TOP/build/run.log" \
-	${RUN_PARAMS:-} || rc=$?
+	${RUN_PARAMS:-mode=sim} || rc=$?
 # Show what the guest said, without the kernel's boot chatter.
 sed -n 's/.*tdx-sept-guard-run: //p' "$TOP/build/run.log"
 [ "$rc" = 0 ] || die "QEMU exited with $rc (124: timed out); see build/run.log"

@@ -8,17 +8,26 @@ use kernel::macros::kunit_tests;
 
 #[kunit_tests(tdx_sept_guard_concurrency)]
 mod tests {
-    use crate::kshim::{msleep, num_online_cpus};
-    use crate::module_parameters;
+    use super::super::sleep_ms;
+    use crate::platform::num_online_cpus;
     use crate::policy::*;
-    use crate::sim::tdx_module::{Geometry, Latency};
-    use crate::sim::vm::{SimConfig, Vm};
+    use crate::sim::tdx_module::{
+        Geometry,
+        Latency, //
+    };
+    use crate::sim::vm::{
+        SimConfig,
+        Vm, //
+    };
     use crate::sim::workload::Workload;
     use kernel::prelude::*;
     use kernel::sync::atomic::Relaxed;
 
-    /// The floor for one run: map and unmap operations together.
+    /// The floor for one run: map and unmap operations together.
     const MIN_OPS: u64 = 10_000;
+    /// Pages each vCPU accepts; with 2 to 4 vCPUs and the zaps this gives
+    /// well over `MIN_OPS` operations.
+    const OPS_PER_VCPU: u64 = 3000;
 
     #[test]
     fn every_operation_completes_within_two_seamcalls() -> Result {
@@ -38,12 +47,11 @@ mod tests {
                 accept_us: 100,
             },
             policy: Policy::DEFAULT,
-            kick_timeout_us: crate::params::kick_timeout_us()?,
+            kick_timeout_us: super::super::TEST_KICK_TIMEOUT_US,
             contention_pct: 60,
             hot_pages: 4,
         })?;
-        let ops_per_vcpu = u64::from(*module_parameters::test_ops.value());
-        let work = Workload::start(vm.clone(), ops_per_vcpu)?;
+        let work = Workload::start(vm.clone(), OPS_PER_VCPU)?;
         let finished = work.wait(300_000);
         // Stop every thread before comparing the S-EPT with the mirror.
         drop(work);
@@ -58,15 +66,15 @@ mod tests {
             c.seamcalls.get(),
             c.kicks.get(),
             c.retries.get(),
-            vm.work.zaps.load(Relaxed),
-            m.guest_busy.load(Relaxed),
-            m.guest_host_priority.load(Relaxed)
+            vm.sim_counters.sim_zaps.get(),
+            m.sim_guest_busy.get(),
+            m.sim_guest_host_priority.get()
         );
         assert!(c.ops.get() >= MIN_OPS);
         // Nothing lost: the simulated S-EPT equals the mirror SPTEs.
         assert_eq!(vm.mismatches(), 0);
         // Bounded, and every second try succeeded.
-        assert!(vm.checks.max_tries.load(Relaxed) <= 2);
+        assert!(vm.sim_counters.sim_max_tries.get() <= 2);
         assert_eq!(c.seamcalls.get(), c.ops.get() + c.retries.get());
         assert_eq!(c.retry_successes.get(), c.retries.get());
         assert_eq!(
@@ -79,7 +87,7 @@ mod tests {
             (0, 0, 0, 0)
         );
         // The protocol held: no vCPU inside the guest after the acks.
-        assert_eq!(vm.checks.gate_violations.load(Relaxed), 0);
+        assert_eq!(vm.sim_counters.sim_gate_violations.get(), 0);
         assert!(!vm.gate.is_raised());
         // The run did contend, or it proved nothing.
         assert!(c.retries.get() > 0);
@@ -92,15 +100,15 @@ mod tests {
     fn the_gate_holds_vcpus_out_until_it_drops() -> Result {
         let vm = super::super::test_vm(num_online_cpus().min(4), Policy::DEFAULT)?;
         let work = Workload::start_some(vm.clone(), u64::MAX, u64::MAX, false)?;
-        msleep(20);
+        sleep_ms(20);
         let (refused_before, inside, refused_during, kicked) = {
             let guard = KickGuard::raise(&vm.gate);
             let kicked = guard.kick(&*vm);
             let refused_before = vm.counters.entries_refused.get();
             let mut inside = 0;
             for _ in 0..100 {
-                inside += vm.checks.in_guest.load(Relaxed);
-                msleep(1);
+                inside += vm.in_guest.load(Relaxed);
+                sleep_ms(1);
             }
             (
                 refused_before,
@@ -109,9 +117,9 @@ mod tests {
                 kicked,
             )
         };
-        let ops_at_drop = vm.work.guest_ops.load(Relaxed);
-        msleep(20);
-        let ops_after = vm.work.guest_ops.load(Relaxed);
+        let ops_at_drop = vm.sim_counters.sim_guest_ops.get();
+        sleep_ms(20);
+        let ops_after = vm.sim_counters.sim_guest_ops.get();
         drop(work);
         assert!(kicked.is_ok());
         assert_eq!(inside, 0);

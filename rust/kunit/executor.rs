@@ -8,9 +8,12 @@ use kernel::macros::kunit_tests;
 #[kunit_tests(tdx_sept_guard_executor)]
 mod tests {
     use super::super::test_vm;
-    use crate::ksync::KAtomic64;
+    use crate::platform::sync::KAtomic64;
     use crate::policy::spte::SHADOW_NONPRESENT_VALUE;
-    use crate::policy::status::{TDX_PREVIOUS_TLB_EPOCH_BUSY, TDX_TLB_TRACKING_NOT_DONE};
+    use crate::policy::status::{
+        TDX_PREVIOUS_TLB_EPOCH_BUSY,
+        TDX_TLB_TRACKING_NOT_DONE, //
+    };
     use crate::policy::*;
     use kernel::prelude::*;
 

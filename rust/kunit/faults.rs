@@ -7,14 +7,21 @@ use kernel::macros::kunit_tests;
 
 #[kunit_tests(tdx_sept_guard_faults)]
 mod tests {
-    use super::super::{run_on_cpu, test_vm};
-    use crate::kshim::msleep;
+    use super::super::sleep_ms;
+    use super::super::{
+        run_on_cpu,
+        test_vm, //
+    };
     use crate::policy::gate::IN_GUEST_MODE;
+    use crate::policy::Atomic32;
     use crate::policy::*;
-    use crate::sim::host::Fault;
+    use crate::sim::tdp_mmu::Fault;
     use crate::sim::workload::Workload;
     use kernel::prelude::*;
-    use kernel::time::{Instant, Monotonic};
+    use kernel::time::{
+        Instant,
+        Monotonic, //
+    };
 
     const X: u64 = 0x7000;
 
@@ -37,7 +44,7 @@ mod tests {
     fn persistent_busy_under_load_stops_only_the_vm() -> Result {
         let vm = test_vm(2, Policy::DEFAULT)?;
         let work = Workload::start(vm.clone(), u64::MAX)?;
-        msleep(50);
+        sleep_ms(50);
         vm.module.set_stuck_busy(true);
         // Every vCPU thread notices the stop and parks; the host goes on.
         let parked = work.wait(30_000);
@@ -46,7 +53,7 @@ mod tests {
         assert!(vm.is_stopped());
         assert!(vm.counters.vm_bugs.get() >= 1);
         // No operation went past its two SEAMCALLs.
-        assert!(vm.checks.max_tries.load(kernel::sync::atomic::Relaxed) <= 2);
+        assert!(vm.sim_counters.sim_max_tries.get() <= 2);
         Ok(())
     }
 
@@ -58,12 +65,14 @@ mod tests {
         vm.inject.arm_stuck(1, stuck_ms);
         let work = Workload::start_some(vm.clone(), u64::MAX, 1 << 1, false)?;
         // The kicker runs on CPU 0, away from vCPU 1's CPU.
-        let (got_stuck, fault, took_ms) = run_on_cpu(0, || {
+        let kicker_vm = vm.clone();
+        let (got_stuck, fault, took_ms) = run_on_cpu(0, move || {
+            let vm = &kicker_vm;
             // Wait until vCPU 1 sits in its guest section, interrupts off.
             let in_guest = || vm.vcpus[1].mode.load_acquire() == IN_GUEST_MODE;
             let mut waited = 0;
             while (vm.inject.stuck_armed() || !in_guest()) && waited < 5000 {
-                msleep(1);
+                sleep_ms(1);
                 waited += 1;
             }
             let got_stuck = !vm.inject.stuck_armed() && in_guest();

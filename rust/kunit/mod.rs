@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The module's KUnit suites. They run at `insmod` on a kernel with
-//! `CONFIG_KUNIT=y`; `make check` runs them under lockdep in QEMU.
+//! `CONFIG_KUNIT=y`; `make check` runs them under lockdep in QEMU. Their
+//! sizes and deadlines are their own: no suite reads a module parameter.
 
 mod concurrency;
 mod executor;
@@ -11,15 +12,42 @@ mod spte;
 mod status;
 mod zero_step;
 
-use crate::kshim::{msleep, Kthread};
+use crate::platform::thread::{
+    Thread,
+    ThreadBody,
+    ThreadCtx, //
+};
 use crate::policy::Policy;
-use crate::sim::tdx_module::{Geometry, Latency};
-use crate::sim::vm::{SimConfig, Vm};
-use core::cell::UnsafeCell;
-use core::ffi::{c_int, c_void};
-use kernel::prelude::*;
-use kernel::sync::atomic::{Acquire, Atomic, Release};
-use kernel::sync::Arc;
+use crate::sim::tdx_module::{
+    Geometry,
+    Latency, //
+};
+use crate::sim::vm::{
+    SimConfig,
+    Vm, //
+};
+use kernel::{
+    new_mutex,
+    prelude::*,
+    sync::{
+        Arc,
+        Completion,
+        Mutex, //
+    },
+    time::{
+        delay::fsleep,
+        Delta, //
+    },
+};
+
+/// How long the suites' kicks wait for acknowledgements: the module's
+/// default `kick_timeout_ms`.
+const TEST_KICK_TIMEOUT_US: u32 = 100_000;
+
+/// Sleeps for about `ms` milliseconds.
+fn sleep_ms(ms: u32) {
+    fsleep(Delta::from_millis(i64::from(ms)));
+}
 
 /// A small simulated VM for a test: `nr_vcpus` vCPUs, no threads yet.
 fn test_vm(nr_vcpus: u32, policy: Policy) -> Result<Arc<Vm>> {
@@ -34,38 +62,36 @@ fn test_vm(nr_vcpus: u32, policy: Policy) -> Result<Arc<Vm>> {
             accept_us: 1,
         },
         policy,
-        kick_timeout_us: crate::params::kick_timeout_us()?,
+        kick_timeout_us: TEST_KICK_TIMEOUT_US,
         contention_pct: 0,
         hot_pages: 8,
     })
 }
 
-/// A closure run by a kthread, and what it returned. `f` and `result` are
-/// the kthread's until it sets `done`, then the starter's.
+/// A closure run by a kthread, and what it returned.
+#[pin_data]
 struct Job<F, R> {
-    f: UnsafeCell<Option<F>>,
-    result: UnsafeCell<Option<R>>,
-    done: Atomic<bool>,
+    #[pin]
+    f: Mutex<Option<F>>,
+    #[pin]
+    result: Mutex<Option<R>>,
+    #[pin]
+    done: Completion,
 }
 
-// SAFETY: `f` and `result` are only touched by one thread at a time, handed
-// over by the release/acquire pair on `done`.
-unsafe impl<F: Send, R: Send> Sync for Job<F, R> {}
-
-/// # Safety
-///
-/// `data` points to a `Job<F, R>` that outlives the thread.
-unsafe extern "C" fn run_job<F: FnOnce() -> R, R>(data: *mut c_void) -> c_int {
-    // SAFETY: `run_on_cpu` keeps the job alive until this thread is stopped.
-    let job = unsafe { &*data.cast::<Job<F, R>>() };
-    // SAFETY: Until `done` is set, `f` and `result` are this thread's.
-    unsafe {
-        if let Some(f) = (*job.f.get()).take() {
-            *job.result.get() = Some(f());
+impl<F, R> ThreadBody for Job<F, R>
+where
+    F: FnOnce() -> R + Send + Unpin + 'static,
+    R: Send + Unpin + 'static,
+{
+    fn run(&self, _ctx: &ThreadCtx) {
+        let f = self.f.lock().take();
+        if let Some(f) = f {
+            let r = f();
+            *self.result.lock() = Some(r);
         }
+        self.done.complete_all();
     }
-    job.done.store(true, Release);
-    0
 }
 
 /// Runs `f` in a kthread bound to `cpu` and returns its result.
@@ -74,19 +100,23 @@ unsafe extern "C" fn run_job<F: FnOnce() -> R, R>(data: *mut c_void) -> c_int {
 /// share a CPU with them: a simulated vCPU in its guest section keeps its
 /// CPU with interrupts off, so a test thread there could neither observe
 /// nor kick it. KUnit's own thread may run anywhere.
-fn run_on_cpu<F: FnOnce() -> R + Send, R: Send>(cpu: u32, f: F) -> Result<R> {
-    let job = Job {
-        f: UnsafeCell::new(Some(f)),
-        result: UnsafeCell::new(None),
-        done: Atomic::new(false),
-    };
-    let data = core::ptr::from_ref(&job).cast_mut().cast();
-    // SAFETY: `job` lives on this stack frame until the thread is stopped
-    // below; `Job` is `Sync`.
-    let thread = unsafe { Kthread::start(run_job::<F, R>, data, Some(cpu), c"tsg_test/%u", 0)? };
-    while !job.done.load(Acquire) {
-        msleep(1);
-    }
+fn run_on_cpu<F, R>(cpu: u32, f: F) -> Result<R>
+where
+    F: FnOnce() -> R + Send + Unpin + 'static,
+    R: Send + Unpin + 'static,
+{
+    let job = Arc::pin_init(
+        pin_init!(Job {
+            f <- new_mutex!(Some(f), "Job::f"),
+            result <- new_mutex!(None, "Job::result"),
+            done <- Completion::new(),
+        }),
+        GFP_KERNEL,
+    )?;
+    let cpu = crate::platform::online_cpu(cpu).ok_or(EINVAL)?;
+    let thread = Thread::spawn(job.clone(), Some(cpu), c"tsg_test/%u", 0)?;
+    job.done.wait_for_completion();
     drop(thread);
-    job.result.into_inner().ok_or(EINVAL)
+    let result = job.result.lock().take();
+    result.ok_or(EINVAL)
 }

@@ -8,7 +8,13 @@ use kernel::macros::kunit_tests;
 #[kunit_tests(tdx_sept_guard_sim_rules)]
 mod tests {
     use crate::policy::status::*;
-    use crate::policy::{Leaf, Operand, SeptOp, Status};
+    use crate::policy::CounterCell;
+    use crate::policy::{
+        Leaf,
+        Operand,
+        SeptOp,
+        Status, //
+    };
     use crate::sim::tdx_module::*;
     use core::cell::Cell;
     use kernel::prelude::*;
@@ -139,12 +145,7 @@ mod tests {
         assert!(!zs.active());
         m.ept_violation_exit(&mut zs, X);
         assert!(zs.active());
-        assert_eq!(
-            m.stats
-                .mitigation_engaged
-                .load(kernel::sync::atomic::Relaxed),
-            1
-        );
+        assert_eq!(m.stats.sim_mitigation_engaged.get(), 1);
 
         // While X still faults, VP.ENTER exits at once for it.
         assert!(matches!(m.vp_enter(&zs), Enter::EptViolation(X)));

@@ -6,9 +6,14 @@ use kernel::macros::kunit_tests;
 
 #[kunit_tests(tdx_sept_guard_spte)]
 mod tests {
-    use crate::ksync::KAtomic64;
+    use crate::platform::sync::KAtomic64;
     use crate::policy::spte::SHADOW_NONPRESENT_VALUE;
-    use crate::policy::{Atomic64, FrozenSpte, SpteError, FROZEN_SPTE};
+    use crate::policy::{
+        Atomic64,
+        FrozenSpte,
+        SpteError,
+        FROZEN_SPTE, //
+    };
 
     const MAPPED: u64 = 0x1234_5007;
 

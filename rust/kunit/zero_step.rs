@@ -6,16 +6,23 @@ use kernel::macros::kunit_tests;
 
 #[kunit_tests(tdx_sept_guard_zero_step)]
 mod tests {
-    use super::super::{run_on_cpu, test_vm};
-    use crate::kshim::msleep;
-    use crate::ksync::KCounter;
+    use super::super::sleep_ms;
+    use super::super::{
+        run_on_cpu,
+        test_vm, //
+    };
+    use crate::platform::sync::KCounter;
     use crate::policy::zero_step::ZERO_STEP_ENGAGE_AT;
     use crate::policy::*;
-    use crate::sim::host::Fault;
-    use crate::sim::tdx_module::{Accept, Enter, ZeroStepState, PENDING};
+    use crate::sim::tdp_mmu::Fault;
+    use crate::sim::tdx_module::{
+        Accept,
+        Enter,
+        ZeroStepState,
+        PENDING, //
+    };
     use crate::sim::workload::Workload;
     use kernel::prelude::*;
-    use kernel::sync::atomic::Relaxed;
 
     const X: u64 = 0x5000;
 
@@ -71,12 +78,14 @@ mod tests {
         let work = Workload::start_some(vm.clone(), u64::MAX, 1 << 1, false)?;
         // The S-EPT page first, so that only the leaf is contended.
         let table = vm.handle_fault(X + 0x1000, false);
-        let mut zs = ZeroStepState::new();
         // vCPU 0's host side runs on CPU 0, away from the hog on CPU 1.
-        let (hogged, faults, outcome, reentries_exited) = run_on_cpu(0, || {
+        let host_vm = vm.clone();
+        let (mut zs, hogged, faults, outcome, reentries_exited) = run_on_cpu(0, move || {
+            let vm = &host_vm;
+            let mut zs = ZeroStepState::new();
             let mut waited = 0;
             while !vm.module.page_locked(X) && waited < 5000 {
-                msleep(1);
+                sleep_ms(1);
                 waited += 1;
             }
             let hogged = vm.module.page_locked(X);
@@ -92,7 +101,7 @@ mod tests {
                     exited &= matches!(vm.module.vp_enter(&zs), Enter::EptViolation(X));
                 }
             }
-            (hogged, faults, outcome, exited)
+            (zs, hogged, faults, outcome, exited)
         })?;
         vm.inject.disarm_hog();
         drop(work);
@@ -102,7 +111,7 @@ mod tests {
         assert!(reentries_exited);
         assert_eq!(outcome, Fault::Mapped);
         assert_eq!(faults, ZERO_STEP_ENGAGE_AT);
-        assert_eq!(vm.module.stats.mitigation_engaged.load(Relaxed), 1);
+        assert_eq!(vm.module.stats.sim_mitigation_engaged.get(), 1);
         assert_eq!(vm.counters.zero_step_events.get(), 1);
         assert_eq!(
             vm.counters.busy_returned.get(),

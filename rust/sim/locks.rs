@@ -4,7 +4,13 @@
 //! acquisition is a single atomic try. Nothing here spins or waits; a lost
 //! race is reported to the caller, who turns it into a busy status.
 
-use kernel::sync::atomic::{Acquire, Atomic, Full, Relaxed, Release};
+use kernel::sync::atomic::{
+    Acquire,
+    Atomic,
+    Full,
+    Relaxed,
+    Release, //
+};
 
 const EXCLUSIVE: u64 = 1 << 63;
 

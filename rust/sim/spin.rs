@@ -8,7 +8,11 @@
 //! Reading the clock works with interrupts off and never sleeps.
 
 use kernel::processor::cpu_relax;
-use kernel::time::{Delta, Instant, Monotonic};
+use kernel::time::{
+    Delta,
+    Instant,
+    Monotonic, //
+};
 
 /// Spins for `us` microseconds.
 pub(crate) fn spin_us(us: u32) {

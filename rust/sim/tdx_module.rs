@@ -8,15 +8,38 @@
 //! Like the real module this never waits for a lock: a lost try returns
 //! `TDX_OPERAND_BUSY` with the operand, to host and guest alike.
 
-use super::locks::{GuestLockError, SeptEntry, SxLock};
-use super::spin::{spin_us, spin_us_while};
-use crate::policy::status::{
-    TDX_GPA_RANGE_NOT_BLOCKED, TDX_OPERAND_BUSY_HOST_PRIORITY, TDX_PREVIOUS_TLB_EPOCH_BUSY,
-    TDX_TLB_TRACKING_NOT_DONE,
+use super::locks::{
+    GuestLockError,
+    SeptEntry,
+    SxLock, //
 };
-use crate::policy::{Leaf, Operand, SeptOp, Status};
+use super::spin::{
+    spin_us,
+    spin_us_while, //
+};
+use crate::platform::sync::KCounter;
+use crate::policy::counters::counter_table;
+use crate::policy::status::{
+    TDX_GPA_RANGE_NOT_BLOCKED,
+    TDX_OPERAND_BUSY_HOST_PRIORITY,
+    TDX_PREVIOUS_TLB_EPOCH_BUSY,
+    TDX_TLB_TRACKING_NOT_DONE, //
+};
+use crate::policy::{
+    CounterCell,
+    Leaf,
+    Operand,
+    SeptOp,
+    Status, //
+};
 use kernel::prelude::*;
-use kernel::sync::atomic::{Acquire, Atomic, Full, Relaxed, Release};
+use kernel::sync::atomic::{
+    Acquire,
+    Atomic,
+    Full,
+    Relaxed,
+    Release, //
+};
 
 /// `TDX_EPT_WALK_FAILED` (`arch/x86/include/asm/shared/tdx_errno.h`).
 const TDX_EPT_WALK_FAILED: u64 = 0xC000_0B00_0000_0000;
@@ -127,26 +150,23 @@ impl ZeroStepState {
     }
 }
 
-/// Counts of what the module saw, for tests and debugfs.
-pub(crate) struct ModuleStats {
-    pub(crate) mitigation_engaged: Atomic<u64>,
-    pub(crate) synthetic_exits: Atomic<u64>,
-    pub(crate) enter_busy: Atomic<u64>,
-    pub(crate) guest_accepts: Atomic<u64>,
-    pub(crate) guest_busy: Atomic<u64>,
-    pub(crate) guest_host_priority: Atomic<u64>,
-}
-
-impl ModuleStats {
-    const fn new() -> Self {
-        Self {
-            mitigation_engaged: Atomic::new(0),
-            synthetic_exits: Atomic::new(0),
-            enter_busy: Atomic::new(0),
-            guest_accepts: Atomic::new(0),
-            guest_busy: Atomic::new(0),
-            guest_host_priority: Atomic::new(0),
-        }
+counter_table! {
+    counters = crate::policy::counters;
+    /// What the simulated TDX module saw, for the tests and debugfs.
+    pub(crate) struct ModuleStats<C> {
+        /// Times a vCPU's zero-step mitigation engaged (its GPA list filled).
+        sim_mitigation_engaged: "sim_module",
+        /// Synthetic EPT-violation exits TDH.VP.ENTER returned under
+        /// zero-step mitigation.
+        sim_synthetic_exits: "sim_module",
+        /// TDH.VP.ENTER calls that found a lock busy.
+        sim_enter_busy: "sim_module",
+        /// Guest TDG.MEM.PAGE.ACCEPTs that accepted a page.
+        sim_guest_accepts: "sim_module",
+        /// Guest ACCEPTs that found the entry busy.
+        sim_guest_busy: "sim_module",
+        /// Guest ACCEPTs that lost to the host-priority bit.
+        sim_guest_host_priority: "sim_module",
     }
 }
 
@@ -166,7 +186,7 @@ pub(crate) struct TdxModule {
     /// Fault injection: every S-EPT SEAMCALL finds the tree lock held, as if
     /// the module leaked it. No kick can help.
     stuck_busy: Atomic<bool>,
-    pub(crate) stats: ModuleStats,
+    pub(crate) stats: ModuleStats<KCounter>,
 }
 
 fn busy(operand: Operand) -> Status {
@@ -369,14 +389,14 @@ impl TdxModule {
     /// interrupts off and the vCPU published in guest mode.
     pub(crate) fn vp_enter(&self, zs: &ZeroStepState) -> Enter {
         if !self.epoch_lock.try_shared() {
-            self.stats.enter_busy.add(1, Relaxed);
+            self.stats.sim_enter_busy.add(1);
             return Enter::Busy(busy(Operand::TdEpoch));
         }
         if zs.active() {
             // Mitigation: walk the listed GPAs with the tree lock exclusive.
             if !self.sept_lock.try_exclusive() {
                 self.epoch_lock.unlock_shared();
-                self.stats.enter_busy.add(1, Relaxed);
+                self.stats.sim_enter_busy.add(1);
                 return Enter::Busy(busy(Operand::Sept));
             }
             spin_us(self.latency.seamcall_us);
@@ -387,7 +407,7 @@ impl TdxModule {
             self.sept_lock.unlock_exclusive();
             if let Some(gpa) = faulting {
                 self.epoch_lock.unlock_shared();
-                self.stats.synthetic_exits.add(1, Relaxed);
+                self.stats.sim_synthetic_exits.add(1);
                 return Enter::EptViolation(gpa);
             }
         }
@@ -413,7 +433,7 @@ impl TdxModule {
             zs.count += 1;
         } else if !zs.list[..zs.len].contains(&gpa) && zs.len < ZERO_STEP_LIST_LEN {
             if zs.len == 0 {
-                self.stats.mitigation_engaged.add(1, Relaxed);
+                self.stats.sim_mitigation_engaged.add(1);
             }
             zs.list[zs.len] = gpa;
             zs.len += 1;
@@ -435,11 +455,11 @@ impl TdxModule {
         let state = match self.pages[i].guest_try_lock() {
             Ok(state) => state,
             Err(GuestLockError::Busy) => {
-                self.stats.guest_busy.add(1, Relaxed);
+                self.stats.sim_guest_busy.add(1);
                 return Accept::Busy(busy(Operand::Rcx));
             }
             Err(GuestLockError::HostPriority) => {
-                self.stats.guest_host_priority.add(1, Relaxed);
+                self.stats.sim_guest_host_priority.add(1);
                 return Accept::Busy(Status::from_raw(TDX_OPERAND_BUSY_HOST_PRIORITY));
             }
         };
@@ -448,7 +468,7 @@ impl TdxModule {
         let (new_state, result) = match state {
             PENDING => {
                 spin_us(self.latency.accept_us);
-                self.stats.guest_accepts.add(1, Relaxed);
+                self.stats.sim_guest_accepts.add(1);
                 (MAPPED, Accept::Accepted)
             }
             MAPPED => (MAPPED, Accept::AlreadyAccepted),
@@ -467,7 +487,7 @@ impl TdxModule {
             return Accept::EptViolation;
         };
         let Ok(state) = self.pages[i].guest_try_lock() else {
-            self.stats.guest_busy.add(1, Relaxed);
+            self.stats.sim_guest_busy.add(1);
             return Accept::Busy(busy(Operand::Rcx));
         };
         spin_us_while(LONG_ACCEPT_MAX_US, running);

@@ -8,15 +8,37 @@
 //! (and so acknowledged) only once the vCPU is back outside guest mode.
 //! The section is bounded and never sleeps.
 
-use super::host::Fault;
+use super::rng::Rng;
 use super::spin::spin_us;
-use super::tdx_module::{Accept, Enter, ZeroStepState};
+use super::tdp_mmu::Fault;
+use super::tdx_module::{
+    Accept,
+    Enter,
+    ZeroStepState, //
+};
 use super::vm::Vm;
-use crate::kshim::{cond_resched, kthread_should_stop, msleep, IrqsOff};
-use crate::policy::{vcpu_exit, vcpu_try_enter, CounterCell, Status, ZeroStep, ZeroStepVerdict};
-use kernel::processor::cpu_relax;
-use kernel::sync::atomic::{Full, Relaxed};
-use kernel::sync::Arc;
+use crate::platform::{
+    irq::IrqsOff,
+    thread::{
+        ThreadBody,
+        ThreadCtx, //
+    },
+};
+use crate::policy::{
+    vcpu_exit,
+    vcpu_try_enter,
+    CounterCell,
+    Status,
+    ZeroStep,
+    ZeroStepVerdict, //
+};
+use kernel::{
+    processor::cpu_relax,
+    sync::{
+        atomic::Full,
+        Arc, //
+    },
+};
 
 /// Why the vCPU came back out.
 enum Exit {
@@ -43,22 +65,6 @@ impl Exits {
     }
 }
 
-/// A small per-thread pseudo-random generator (xorshift64).
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
-}
-
 /// One vCPU's thread state.
 pub(crate) struct Vcpu {
     pub(crate) vm: Arc<Vm>,
@@ -78,9 +84,10 @@ struct Exits {
     faulting: Option<u64>,
 }
 
-impl Vcpu {
-    /// The thread body: runs until asked to stop.
-    pub(crate) fn run(&self) {
+impl ThreadBody for Vcpu {
+    /// Enters the guest over and over until its budget is spent, the VM
+    /// stops, or the thread is asked to stop.
+    fn run(&self, ctx: &ThreadCtx) {
         let vm = &*self.vm;
         let mut exits = Exits {
             module_zs: ZeroStepState::new(),
@@ -89,17 +96,13 @@ impl Vcpu {
         };
         let mut rng = Rng::new(self.idx as u64 + 1);
         let mut done = 0;
-        let mut finished = false;
-        while !kthread_should_stop() {
+        while !ctx.should_stop() {
             if vm.is_stopped() || done >= self.budget {
-                if !finished {
-                    finished = true;
-                    vm.work.vcpus_finished.add(1, Relaxed);
-                }
-                msleep(1);
-                continue;
+                // The thread ends here; `Thread`'s drop reaps it later.
+                vm.vcpu_thread_finished();
+                return;
             }
-            cond_resched();
+            ctx.cond_resched();
             let gpa = exits.faulting.unwrap_or_else(|| vm.pick_gpa(&mut rng));
             match self.enter(vm, &exits.module_zs, gpa) {
                 Exit::GateClosed => cpu_relax(),
@@ -117,7 +120,7 @@ impl Vcpu {
                     exits.detector.on_progress();
                     exits.faulting = None;
                     done += 1;
-                    vm.work.guest_ops.add(1, Relaxed);
+                    vm.sim_counters.sim_guest_ops.add(1);
                     // Half the pages it accepts, the guest converts back to
                     // shared (TDG.VP.VMCALL<MapGPA>): KVM zaps them.
                     if accept == Accept::Accepted && rng.below(2) == 0 {
@@ -131,7 +134,9 @@ impl Vcpu {
             }
         }
     }
+}
 
+impl Vcpu {
     /// One entry: gate, TDH.VP.ENTER, the guest's ACCEPT, TD exit. Local
     /// interrupts come back on when it returns, and a pending kick is
     /// acknowledged then.
@@ -146,7 +151,7 @@ impl Vcpu {
             Enter::Busy(status) => Exit::EnterBusy(status),
             Enter::EptViolation(gpa) => Exit::Synthetic(gpa),
             Enter::Entered { epoch } => {
-                vm.checks.in_guest.fetch_add(1, Full);
+                vm.in_guest.fetch_add(1, Full);
                 let accept = match vm.inject.hog(self.idx) {
                     Some(hogged) => vm
                         .module
@@ -157,7 +162,7 @@ impl Vcpu {
                     // Fault injection: this vCPU ignores interrupts for a while.
                     spin_us(vm.inject.stuck_ms().saturating_mul(1000));
                 }
-                vm.checks.in_guest.fetch_sub(1, Full);
+                vm.in_guest.fetch_sub(1, Full);
                 vm.module.td_exit(epoch);
                 Exit::Ran(accept)
             }
@@ -165,18 +170,4 @@ impl Vcpu {
         vcpu_exit(&me.mode);
         exit
     }
-}
-
-/// The kthread entry point.
-///
-/// # Safety
-///
-/// `data` points to a [`Vcpu`] that outlives the thread (see
-/// `Workload`, which stops the threads before freeing their state).
-pub(crate) unsafe extern "C" fn vcpu_thread(data: *mut core::ffi::c_void) -> core::ffi::c_int {
-    // SAFETY: The caller guarantees `data` is a live `Vcpu` for as long as
-    // this thread runs; it is only read.
-    let vcpu = unsafe { &*data.cast::<Vcpu>() };
-    vcpu.run();
-    0
 }

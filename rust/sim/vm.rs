@@ -1,26 +1,68 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! One simulated TD as KVM holds it: the TDX module's view of it, the
-//! mirror SPTEs, the vCPUs' modes, the entry gate, `mmu_lock`, counters, and
-//! the record of why the VM was stopped.
+//! One simulated TD as KVM holds it: the TDX module's view of it, the mirror
+//! SPTEs, the vCPUs' modes, the entry gate, `mmu_lock`, counters, and the
+//! record of why the VM was stopped.
 
-use super::host::Zap;
-use super::tdx_module::{Geometry, Latency, TdxModule};
-use super::vcpu::Rng;
-use crate::kshim::{cpu_online, IpiSet, RwSpinLock};
-use crate::ksync::{KAtomic64, KClock, KCounter};
-use crate::policy::gate::OUTSIDE_GUEST_MODE;
-use crate::policy::spte::SHADOW_NONPRESENT_VALUE;
-use crate::policy::{
-    Atomic64, Clock, Counters, EntryGate, Executor, KickTimeout, Leaf, Policy, Status, VcpuSet,
-    VmBugReason,
+use super::rng::Rng;
+use super::tdx_module::{
+    Geometry,
+    Latency,
+    TdxModule, //
 };
-use kernel::prelude::*;
-use kernel::processor::cpu_relax;
-use kernel::sync::atomic::{Acquire, Atomic, Full, Relaxed, Release};
+use crate::platform::{
+    ipi::IpiSet,
+    online_cpu,
+    rwlock::{
+        new_rwlock,
+        RwSpinLock, //
+    },
+    sync::{
+        KAtomic32,
+        KAtomic64,
+        KClock,
+        KCounter, //
+    },
+};
+use crate::policy::counters::counter_table;
+use crate::policy::{
+    gate::{
+        exiting_guest_mode,
+        OUTSIDE_GUEST_MODE, //
+    },
+    spte::SHADOW_NONPRESENT_VALUE,
+    Atomic64,
+    Clock,
+    CounterCell,
+    Counters,
+    EntryGate,
+    Executor,
+    KickTimeout,
+    Leaf,
+    Policy,
+    Status,
+    VcpuSet,
+    VmBugReason, //
+};
 use kernel::{
-    new_spinlock,
-    sync::{Arc, SpinLock},
+    cpu::CpuId,
+    new_condvar, new_spinlock,
+    prelude::*,
+    processor::cpu_relax,
+    sync::{
+        atomic::{
+            Acquire,
+            Atomic,
+            Full,
+            Relaxed,
+            Release, //
+        },
+        Arc,
+        CondVar,
+        CondVarTimeoutResult,
+        SpinLock, //
+    },
+    time::msecs_to_jiffies,
 };
 
 /// The kicker records kicked vCPUs in a `u64` mask.
@@ -55,32 +97,27 @@ pub(crate) struct StopRecord {
     pub(crate) status: Status,
 }
 
-/// A vCPU as the kicker sees it.
+/// A vCPU as the kicker sees it: its mode (a 32-bit cell, as KVM's
+/// `vcpu->mode`) and the CPU its thread is bound to.
 pub(crate) struct VcpuSlot {
-    pub(crate) mode: KAtomic64,
-    pub(crate) cpu: u32,
+    pub(crate) mode: KAtomic32,
+    pub(crate) cpu: CpuId,
 }
 
-/// Checks of the protocol itself, made while the simulation runs.
-pub(crate) struct Invariants {
-    /// vCPUs past the gate and inside their guest section.
-    pub(crate) in_guest: Atomic<u64>,
-    /// A kicker had all its acks, its gate was up, and still a vCPU was
-    /// inside its guest section.
-    pub(crate) gate_violations: Atomic<u64>,
-    /// The most SEAMCALLs any one operation issued.
-    pub(crate) max_tries: Atomic<u64>,
-}
-
-/// How far the workload got.
-pub(crate) struct Progress {
-    /// Pages the guests accepted (their unit of work).
-    pub(crate) guest_ops: Atomic<u64>,
-    /// vCPU threads started, and those done with their budget (or stopped
-    /// with the VM).
-    pub(crate) vcpu_threads: Atomic<u64>,
-    pub(crate) vcpus_finished: Atomic<u64>,
-    pub(crate) zaps: Atomic<u64>,
+counter_table! {
+    counters = crate::policy::counters;
+    /// What the simulated VM itself saw, beside the policy's counters.
+    pub(crate) struct SimCounters<C> {
+        /// Pages the simulated guests accepted (their unit of work).
+        sim_guest_ops: "sim",
+        /// Pages the host zapped (BLOCK, TRACK, kick, REMOVE all done).
+        sim_zaps: "sim",
+        /// Kicks whose acks all arrived with the gate up while a vCPU was
+        /// still inside its guest section: a broken gate (must stay 0).
+        sim_gate_violations: "sim",
+        /// The most SEAMCALLs any one operation issued.
+        sim_max_tries: "sim",
+    }
 }
 
 /// Fault injection for the tests.
@@ -97,6 +134,15 @@ pub(crate) struct Injection {
 }
 
 impl Injection {
+    const fn new() -> Self {
+        Self {
+            stuck_vcpu: Atomic::new(0),
+            stuck_ms: Atomic::new(0),
+            hog_vcpu: Atomic::new(0),
+            hog_gpa: Atomic::new(0),
+        }
+    }
+
     /// vCPU `idx` stays in the guest, interrupts off, for `ms` on its next entry.
     pub(crate) fn arm_stuck(&self, idx: usize, ms: u32) {
         self.stuck_ms.store(ms, Relaxed);
@@ -134,6 +180,13 @@ impl Injection {
     }
 }
 
+/// vCPU threads running on the VM, and those done with their budget.
+#[derive(Clone, Copy, Default)]
+struct VcpuThreads {
+    started: u64,
+    finished: u64,
+}
+
 /// One simulated TD.
 #[pin_data]
 pub(crate) struct Vm {
@@ -144,15 +197,22 @@ pub(crate) struct Vm {
     pub(crate) gate: EntryGate<KAtomic64>,
     pub(crate) vcpus: KVec<VcpuSlot>,
     ipis: IpiSet,
+    #[pin]
     pub(crate) mmu_lock: RwSpinLock,
     pub(crate) counters: Counters<KCounter>,
+    pub(crate) sim_counters: SimCounters<KCounter>,
     pub(crate) clock: KClock,
-    pub(crate) checks: Invariants,
-    pub(crate) work: Progress,
+    /// vCPUs past the gate and inside their guest section: the simulation
+    /// checks the gate with it.
+    pub(crate) in_guest: Atomic<u64>,
     pub(crate) inject: Injection,
     stopped: Atomic<bool>,
     #[pin]
     stop_record: SpinLock<Option<StopRecord>>,
+    #[pin]
+    threads: SpinLock<VcpuThreads>,
+    #[pin]
+    threads_changed: CondVar,
 }
 
 /// The mirror SPTE value of a mapped 4K page (present, RWX) or S-EPT page.
@@ -179,13 +239,10 @@ impl Vm {
         }
         let mut vcpus = KVec::with_capacity(cfg.nr_vcpus as usize, GFP_KERNEL)?;
         for cpu in 0..cfg.nr_vcpus {
-            if !cpu_online(cpu) {
-                return Err(EINVAL);
-            }
             vcpus.push(
                 VcpuSlot {
-                    mode: KAtomic64::new(OUTSIDE_GUEST_MODE),
-                    cpu,
+                    mode: KAtomic32::new(OUTSIDE_GUEST_MODE),
+                    cpu: online_cpu(cpu).ok_or(EINVAL)?,
                 },
                 GFP_KERNEL,
             )?;
@@ -198,28 +255,16 @@ impl Vm {
             gate: EntryGate::new(KAtomic64::new(0)),
             vcpus,
             ipis: IpiSet::new(cfg.nr_vcpus)?,
-            mmu_lock: RwSpinLock::new()?,
+            mmu_lock <- new_rwlock!("Vm::mmu_lock"),
             counters: Counters::new(),
+            sim_counters: SimCounters::new(),
             clock: KClock::new(),
-            checks: Invariants {
-                in_guest: Atomic::new(0),
-                gate_violations: Atomic::new(0),
-                max_tries: Atomic::new(0),
-            },
-            work: Progress {
-                guest_ops: Atomic::new(0),
-                vcpu_threads: Atomic::new(0),
-                vcpus_finished: Atomic::new(0),
-                zaps: Atomic::new(0),
-            },
-            inject: Injection {
-                stuck_vcpu: Atomic::new(0),
-                stuck_ms: Atomic::new(0),
-                hog_vcpu: Atomic::new(0),
-                hog_gpa: Atomic::new(0),
-            },
+            in_guest: Atomic::new(0),
+            inject: Injection::new(),
             stopped: Atomic::new(false),
-            stop_record <- new_spinlock!(None),
+            stop_record <- new_spinlock!(None, "Vm::stop_record"),
+            threads <- new_spinlock!(VcpuThreads::default(), "Vm::threads"),
+            threads_changed <- new_condvar!("Vm::threads_changed"),
         }? Error);
         Arc::pin_init(init, GFP_KERNEL)
     }
@@ -251,23 +296,9 @@ impl Vm {
         !self.ipis.acked(idx as u32)
     }
 
-    /// The host's side of a guest's private-to-shared conversion of `gpa`.
-    pub(crate) fn release(&self, gpa: u64) {
-        if self.zap(gpa) == Zap::Zapped {
-            self.work.zaps.add(1, Relaxed);
-        }
-    }
-
     /// Records the SEAMCALLs an operation issued.
     pub(crate) fn note_tries(&self, tries: u32) {
-        let tries = u64::from(tries);
-        let mut seen = self.checks.max_tries.load(Relaxed);
-        while tries > seen {
-            match self.checks.max_tries.cmpxchg(seen, tries, Relaxed) {
-                Ok(_) => break,
-                Err(now) => seen = now,
-            }
-        }
+        self.sim_counters.sim_max_tries.record_max(u64::from(tries));
     }
 
     /// A page for a guest to touch: from the small shared set with
@@ -307,11 +338,6 @@ impl Vm {
         self.stopped.store(true, Release);
     }
 
-    /// Every vCPU thread is done with its budget (or the VM stopped).
-    pub(crate) fn vcpus_done(&self) -> bool {
-        self.work.vcpus_finished.load(Relaxed) >= self.work.vcpu_threads.load(Relaxed)
-    }
-
     pub(crate) fn is_stopped(&self) -> bool {
         self.stopped.load(Relaxed)
     }
@@ -320,33 +346,70 @@ impl Vm {
         *self.stop_record.lock()
     }
 
-    /// The policy counters, then what the simulation itself saw, one
-    /// `name value` line each.
-    pub(crate) fn render_stats(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        self.counters.render(f)?;
-        let m = &self.module.stats;
-        for (name, value) in [
-            ("sim_guest_ops", &self.work.guest_ops),
-            ("sim_zaps", &self.work.zaps),
-            ("sim_gate_violations", &self.checks.gate_violations),
-            ("sim_max_tries", &self.checks.max_tries),
-            ("sim_mitigation_engaged", &m.mitigation_engaged),
-            ("sim_synthetic_exits", &m.synthetic_exits),
-            ("sim_enter_busy", &m.enter_busy),
-            ("sim_guest_accepts", &m.guest_accepts),
-            ("sim_guest_busy", &m.guest_busy),
-            ("sim_guest_host_priority", &m.guest_host_priority),
-        ] {
-            writeln!(f, "{} {}", name, value.load(Relaxed))?;
+    /// A vCPU thread starts working on the VM.
+    pub(crate) fn vcpu_thread_started(&self) {
+        self.threads.lock().started += 1;
+    }
+
+    /// A vCPU thread is done (its budget spent, or the VM stopped).
+    pub(crate) fn vcpu_thread_finished(&self) {
+        self.threads.lock().finished += 1;
+        self.threads_changed.notify_all();
+    }
+
+    /// Every vCPU thread is done with its budget (or the VM stopped).
+    pub(crate) fn vcpus_done(&self) -> bool {
+        let t = *self.threads.lock();
+        t.finished >= t.started
+    }
+
+    /// Waits (sleeping) until every vCPU thread is done or `timeout_ms`
+    /// passed; returns whether they all are.
+    pub(crate) fn wait_vcpus_done(&self, timeout_ms: u32) -> bool {
+        let mut left = msecs_to_jiffies(timeout_ms);
+        let mut threads = self.threads.lock();
+        while threads.finished < threads.started {
+            match self
+                .threads_changed
+                .wait_interruptible_timeout(&mut threads, left)
+            {
+                CondVarTimeoutResult::Timeout => break,
+                // A kthread takes no signals; either way, wait out the rest.
+                CondVarTimeoutResult::Woken { jiffies }
+                | CondVarTimeoutResult::Signal { jiffies } => left = jiffies,
+            }
         }
+        threads.finished >= threads.started
+    }
+
+    /// Every counter as `name value` lines: the policy's, the simulation's,
+    /// the simulated TDX module's; then whether the VM is stopped.
+    pub(crate) fn render_stats(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        use crate::policy::CounterTable;
+        self.counters.render(f)?;
+        self.sim_counters.render(f)?;
+        self.module.stats.render(f)?;
         writeln!(f, "sim_vm_stopped {}", u8::from(self.is_stopped()))
+    }
+
+    /// Zeroes every counter.
+    pub(crate) fn reset_stats(&self) {
+        use crate::policy::CounterTable;
+        self.counters.reset();
+        self.sim_counters.reset();
+        self.module.stats.reset();
     }
 
     /// Compares the mirror SPTEs with the simulated S-EPT: every present
     /// mirror page is PENDING or MAPPED in the module and every other one is
     /// FREE; likewise for S-EPT pages. Returns the number of mismatches.
     pub(crate) fn mismatches(&self) -> usize {
-        use super::tdx_module::{FREE, MAPPED, PENDING, PRESENT};
+        use super::tdx_module::{
+            FREE,
+            MAPPED,
+            PENDING,
+            PRESENT, //
+        };
         let g = self.cfg.geometry;
         let pages = (0..g.pages).filter(|&i| {
             let gpa = (i as u64) << 12;
@@ -367,15 +430,14 @@ impl Vm {
 }
 
 impl VcpuSet for Vm {
-    type Mode = KAtomic64;
     type Kick = u64;
 
     fn nr_vcpus(&self) -> usize {
         self.vcpus.len()
     }
 
-    fn mode(&self, i: usize) -> &KAtomic64 {
-        &self.vcpus[i].mode
+    fn exiting_guest_mode(&self, i: usize) -> u32 {
+        exiting_guest_mode(&self.vcpus[i].mode)
     }
 
     fn begin_kick(&self) -> u64 {
@@ -406,8 +468,8 @@ impl VcpuSet for Vm {
             }
         }
         // All acked with our gate up: nobody may be inside the guest now.
-        if self.checks.in_guest.fetch_add(0, Full) != 0 {
-            self.checks.gate_violations.add(1, Relaxed);
+        if self.in_guest.fetch_add(0, Full) != 0 {
+            self.sim_counters.sim_gate_violations.add(1);
         }
         Ok(())
     }

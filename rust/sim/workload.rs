@@ -3,48 +3,43 @@
 //! The threads that drive a simulated VM: one vCPU thread per CPU and a zap
 //! thread that unmaps pages in the background, as MMU notifiers do.
 
-use super::vcpu::{vcpu_thread, Rng, Vcpu};
+use super::rng::Rng;
+use super::vcpu::Vcpu;
 use super::vm::Vm;
-use crate::kshim::{cond_resched, kthread_should_stop, msleep, Kthread};
-use kernel::prelude::*;
-use kernel::sync::atomic::Relaxed;
-use kernel::sync::Arc;
+use crate::platform::thread::{
+    Thread,
+    ThreadBody,
+    ThreadCtx, //
+};
+use kernel::{
+    prelude::*,
+    sync::Arc, //
+};
 
-/// The zap thread's state.
+/// The zap thread.
 struct Zapper {
     vm: Arc<Vm>,
 }
 
-impl Zapper {
-    fn run(&self) {
+impl ThreadBody for Zapper {
+    fn run(&self, ctx: &ThreadCtx) {
         let vm = &*self.vm;
         let mut rng = Rng::new(0x5a9);
-        while !kthread_should_stop() {
-            if !vm.is_stopped() && !vm.vcpus_done() {
-                vm.release(vm.pick_gpa(&mut rng));
+        while !ctx.should_stop() {
+            if vm.is_stopped() || vm.vcpus_done() {
+                return;
             }
-            cond_resched();
+            vm.release(vm.pick_gpa(&mut rng));
+            ctx.cond_resched();
         }
     }
 }
 
-/// # Safety
-///
-/// `data` points to a [`Zapper`] that outlives the thread.
-unsafe extern "C" fn zap_thread(data: *mut core::ffi::c_void) -> core::ffi::c_int {
-    // SAFETY: The caller guarantees `data` is a live `Zapper` while this
-    // thread runs; it is only read.
-    unsafe { &*data.cast::<Zapper>() }.run();
-    0
-}
-
-/// A running simulation. Dropping it stops every thread, then frees the
-/// state the threads used.
+/// A running simulation. Dropping it stops every thread, then drops the
+/// threads' references to the VM.
 pub(crate) struct Workload {
-    // Declared first, so dropped first: no thread outlives its state.
-    _threads: KVec<Kthread>,
-    _vcpus: KVec<KBox<Vcpu>>,
-    _zapper: KBox<Zapper>,
+    _vcpus: KVec<Thread<Vcpu>>,
+    _zapper: Option<Thread<Zapper>>,
     vm: Arc<Vm>,
 }
 
@@ -61,38 +56,38 @@ impl Workload {
         vm: Arc<Vm>,
         ops_per_vcpu: u64,
         vcpu_mask: u64,
-        zapper_on: bool,
+        zapper: bool,
     ) -> Result<Self> {
         let mut vcpus = KVec::with_capacity(vm.vcpus.len(), GFP_KERNEL)?;
         for idx in (0..vm.vcpus.len()).filter(|i| vcpu_mask & (1 << i) != 0) {
-            let vcpu = Vcpu {
-                vm: vm.clone(),
-                idx,
-                budget: ops_per_vcpu,
-            };
-            vcpus.push(KBox::new(vcpu, GFP_KERNEL)?, GFP_KERNEL)?;
+            let vcpu = Arc::new(
+                Vcpu {
+                    vm: vm.clone(),
+                    idx,
+                    budget: ops_per_vcpu,
+                },
+                GFP_KERNEL,
+            )?;
+            // Counted before it runs, so that "every vCPU is done" cannot be
+            // seen before all have started.
+            vm.vcpu_thread_started();
+            let thread = Thread::spawn(vcpu, Some(vm.vcpus[idx].cpu), c"tsg_vcpu/%u", 0);
+            if thread.is_err() {
+                vm.vcpu_thread_finished();
+            }
+            // On an error return the threads already started are stopped.
+            vcpus.push(thread?, GFP_KERNEL)?;
         }
-        vm.work.vcpu_threads.store(vcpus.len() as u64, Relaxed);
-        let zapper = KBox::new(Zapper { vm: vm.clone() }, GFP_KERNEL)?;
-        // Declared after the state: on an error return it is dropped first,
-        // stopping the threads already started.
-        let mut threads = KVec::with_capacity(vcpus.len() + 1, GFP_KERNEL)?;
-        for vcpu in vcpus.iter() {
-            let cpu = vm.vcpus[vcpu.idx].cpu;
-            let data = core::ptr::from_ref::<Vcpu>(vcpu).cast_mut().cast();
-            // SAFETY: The boxed `Vcpu` lives in `vcpus`, which the returned
-            // `Workload` drops only after `threads`.
-            let t = unsafe { Kthread::start(vcpu_thread, data, Some(cpu), c"tsg_vcpu/%u", 0)? };
-            threads.push(t, GFP_KERNEL)?;
-        }
-        if zapper_on {
-            let data = core::ptr::from_ref::<Zapper>(&zapper).cast_mut().cast();
-            // SAFETY: As above, for the boxed `Zapper`.
-            let t = unsafe { Kthread::start(zap_thread, data, None, c"tsg_zap/%u", 0)? };
-            threads.push(t, GFP_KERNEL)?;
-        }
+        let zapper = match zapper {
+            true => Some(Thread::spawn(
+                Arc::new(Zapper { vm: vm.clone() }, GFP_KERNEL)?,
+                None,
+                c"tsg_zap/%u",
+                0,
+            )?),
+            false => None,
+        };
         Ok(Self {
-            _threads: threads,
             _vcpus: vcpus,
             _zapper: zapper,
             vm,
@@ -106,12 +101,6 @@ impl Workload {
     /// Waits (sleeping) until every vCPU thread is done or `timeout_ms`
     /// passed; returns whether they all are.
     pub(crate) fn wait(&self, timeout_ms: u32) -> bool {
-        for _ in 0..timeout_ms.div_ceil(10) {
-            if self.vm.vcpus_done() {
-                return true;
-            }
-            msleep(10);
-        }
-        self.vm.vcpus_done()
+        self.vm.wait_vcpus_done(timeout_ms)
     }
 }

@@ -12,8 +12,8 @@ use tdx_sept_guard_policy::status::{
     TDX_OPERAND_BUSY, TDX_PREVIOUS_TLB_EPOCH_BUSY, TDX_TLB_TRACKING_NOT_DONE,
 };
 use tdx_sept_guard_policy::{
-    Atomic64, CounterCell, EntryGate, Executor, Leaf, MaxTries, Outcome, Policy, SeptOp, SpteError,
-    Status, VmBugReason, FROZEN_SPTE,
+    Atomic32, Atomic64, CounterCell, CounterTable, EntryGate, Executor, Leaf, MaxTries, Outcome,
+    Policy, SeptOp, SpteError, Status, VmBugReason, FROZEN_SPTE,
 };
 
 const BUSY_SEPT: u64 = TDX_OPERAND_BUSY | 0x92;
@@ -31,7 +31,7 @@ struct Vm {
 }
 
 impl Vm {
-    fn new(modes: &[u64]) -> Self {
+    fn new(modes: &[u32]) -> Self {
         Self {
             gate: host_gate(),
             vcpus: FakeVcpus::new(modes),
@@ -47,9 +47,8 @@ impl Vm {
     }
     fn count(&self, name: &str) -> u64 {
         self.counters
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, c)| c.get())
+            .counter(name)
+            .map(CounterCell::get)
             .unwrap_or_else(|| panic!("no counter {name}"))
     }
 }

@@ -7,24 +7,46 @@ mod common;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
-use common::{host_gate, FakeVcpus, HostAtomic};
-use tdx_sept_guard_policy::gate::{EXITING_GUEST_MODE, IN_GUEST_MODE, OUTSIDE_GUEST_MODE};
+use common::{host_gate, FakeVcpus, HostAtomic, HostAtomic32};
+use tdx_sept_guard_policy::gate::{
+    EXITING_GUEST_MODE, IN_GUEST_MODE, OUTSIDE_GUEST_MODE, READING_SHADOW_PAGE_TABLES,
+};
 use tdx_sept_guard_policy::{
-    vcpu_exit, vcpu_try_enter, Atomic64, GateRaised, KickGuard, KickTimeout, VcpuSet,
+    exiting_guest_mode, vcpu_exit, vcpu_try_enter, Atomic32, GateRaised, KickGuard, KickTimeout,
+    VcpuSet,
 };
 
 #[test]
 fn mode_values_match_kvm() {
-    assert_eq!(
-        (OUTSIDE_GUEST_MODE, IN_GUEST_MODE, EXITING_GUEST_MODE),
-        (0, 1, 2)
-    );
+    let modes: [u32; 4] = [
+        OUTSIDE_GUEST_MODE,
+        IN_GUEST_MODE,
+        EXITING_GUEST_MODE,
+        READING_SHADOW_PAGE_TABLES,
+    ];
+    assert_eq!(modes, [0, 1, 2, 3]);
+}
+
+/// `kvm_vcpu_exiting_guest_mode()`: IN becomes EXITING, nothing else changes,
+/// and the old mode comes back either way.
+#[test]
+fn exiting_guest_mode_is_kvms_cmpxchg() {
+    for (before, after) in [
+        (OUTSIDE_GUEST_MODE, OUTSIDE_GUEST_MODE),
+        (IN_GUEST_MODE, EXITING_GUEST_MODE),
+        (EXITING_GUEST_MODE, EXITING_GUEST_MODE),
+        (READING_SHADOW_PAGE_TABLES, READING_SHADOW_PAGE_TABLES),
+    ] {
+        let mode = HostAtomic32::new(before);
+        assert_eq!(exiting_guest_mode(&mode), before);
+        assert_eq!(mode.load_acquire(), after, "from {before}");
+    }
 }
 
 #[test]
 fn vcpu_enters_while_gate_is_down() {
     let gate = host_gate();
-    let mode = HostAtomic::new(OUTSIDE_GUEST_MODE);
+    let mode = HostAtomic32::new(OUTSIDE_GUEST_MODE);
     assert_eq!(vcpu_try_enter(&gate, &mode), Ok(()));
     assert_eq!(mode.load_acquire(), IN_GUEST_MODE);
     vcpu_exit(&mode);
@@ -34,7 +56,7 @@ fn vcpu_enters_while_gate_is_down() {
 #[test]
 fn vcpu_refuses_while_gate_is_up_and_stays_outside() {
     let gate = host_gate();
-    let mode = HostAtomic::new(OUTSIDE_GUEST_MODE);
+    let mode = HostAtomic32::new(OUTSIDE_GUEST_MODE);
     let guard = KickGuard::raise(&gate);
     assert_eq!(vcpu_try_enter(&gate, &mode), Err(GateRaised));
     assert_eq!(mode.load_acquire(), OUTSIDE_GUEST_MODE);
@@ -45,7 +67,7 @@ fn vcpu_refuses_while_gate_is_up_and_stays_outside() {
 #[test]
 fn gate_is_counted() {
     let gate = host_gate();
-    let mode = HostAtomic::new(OUTSIDE_GUEST_MODE);
+    let mode = HostAtomic32::new(OUTSIDE_GUEST_MODE);
     let a = KickGuard::raise(&gate);
     let b = KickGuard::raise(&gate);
     assert_eq!(gate.raised_count(), 2);
@@ -65,15 +87,42 @@ fn kick_ipis_only_vcpus_not_outside() {
         IN_GUEST_MODE,
         EXITING_GUEST_MODE,
         OUTSIDE_GUEST_MODE,
+        READING_SHADOW_PAGE_TABLES,
     ]);
     let guard = KickGuard::raise(&gate);
-    assert_eq!(guard.kick(&vcpus), Ok(2));
-    assert_eq!(*vcpus.kicked.borrow(), vec![1, 2]);
-    for i in 0..4 {
-        assert_eq!(vcpus.mode(i).load_acquire(), OUTSIDE_GUEST_MODE);
+    assert_eq!(guard.kick(&vcpus), Ok(3));
+    assert_eq!(*vcpus.kicked.borrow(), vec![1, 2, 4]);
+    for i in 0..5 {
+        assert_eq!(vcpus.modes[i].load_acquire(), OUTSIDE_GUEST_MODE);
     }
-    // The mode reads leave the values alone (they are fetch_add(0)).
+    // All acked and out: a second kick finds nobody.
     assert_eq!(guard.kick(&vcpus), Ok(0));
+    assert_eq!(vcpus.kicked.borrow().len(), 3);
+}
+
+/// The kicker marks a vCPU it finds in the guest `EXITING_GUEST_MODE` (seen
+/// before the ack, which in `FakeVcpus` also makes it leave), and leaves the
+/// other modes alone.
+#[test]
+fn kick_marks_vcpus_in_guest_exiting() {
+    let gate = host_gate();
+    let vcpus = FakeVcpus::new(&[
+        IN_GUEST_MODE,
+        OUTSIDE_GUEST_MODE,
+        READING_SHADOW_PAGE_TABLES,
+    ]);
+    vcpus.ack.set(false);
+    let guard = KickGuard::raise(&gate);
+    assert_eq!(guard.kick(&vcpus), Err(KickTimeout));
+    let modes: Vec<u32> = vcpus.modes.iter().map(|m| m.load_acquire()).collect();
+    assert_eq!(
+        modes,
+        [
+            EXITING_GUEST_MODE,
+            OUTSIDE_GUEST_MODE,
+            READING_SHADOW_PAGE_TABLES
+        ]
+    );
 }
 
 #[test]
@@ -112,20 +161,19 @@ fn threads_never_see_a_vcpu_in_guest_after_acks() {
 
     struct Shared {
         gate: tdx_sept_guard_policy::EntryGate<HostAtomic>,
-        modes: Vec<HostAtomic>,
+        modes: Vec<HostAtomic32>,
         in_guest: Vec<AtomicBool>,
         pending: Vec<Vec<AtomicBool>>, // [kicker][vcpu]
         done: Vec<AtomicBool>,
     }
     struct View(Arc<Shared>, usize);
     impl VcpuSet for View {
-        type Mode = HostAtomic;
         type Kick = Vec<usize>;
         fn nr_vcpus(&self) -> usize {
             VCPUS
         }
-        fn mode(&self, i: usize) -> &HostAtomic {
-            &self.0.modes[i]
+        fn exiting_guest_mode(&self, i: usize) -> u32 {
+            exiting_guest_mode(&self.0.modes[i])
         }
         fn begin_kick(&self) -> Vec<usize> {
             Vec::new()
@@ -151,7 +199,9 @@ fn threads_never_see_a_vcpu_in_guest_after_acks() {
 
     let shared = Arc::new(Shared {
         gate: host_gate(),
-        modes: (0..VCPUS).map(|_| HostAtomic::new(0)).collect(),
+        modes: (0..VCPUS)
+            .map(|_| HostAtomic32::new(OUTSIDE_GUEST_MODE))
+            .collect(),
         in_guest: (0..VCPUS).map(|_| AtomicBool::new(false)).collect(),
         pending: (0..KICKERS)
             .map(|_| (0..VCPUS).map(|_| AtomicBool::new(false)).collect())

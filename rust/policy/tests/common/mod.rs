@@ -5,12 +5,12 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 
 use tdx_sept_guard_policy::gate::OUTSIDE_GUEST_MODE;
 use tdx_sept_guard_policy::{
-    Atomic64, Clock, CounterCell, Counters, EntryGate, KickTimeout, Seamcall, SeptOp, Status,
-    VcpuSet,
+    exiting_guest_mode, Atomic32, Clock, CounterCell, Counters, EntryGate, KickTimeout, Seamcall,
+    SeptOp, Status, VcpuSet,
 };
 
 /// `Atomic64` over `std` atomics; fully ordered RMWs are `SeqCst`.
@@ -23,8 +23,20 @@ impl HostAtomic {
     }
 }
 
-include!("atomic64.rs");
-impl_atomic64!(HostAtomic);
+/// `Atomic32` over `std` atomics, for vCPU modes; fully ordered RMWs are
+/// `SeqCst`.
+#[derive(Debug, Default)]
+pub struct HostAtomic32(AtomicU32);
+
+impl HostAtomic32 {
+    pub fn new(v: u32) -> Self {
+        Self(AtomicU32::new(v))
+    }
+}
+
+include!("atomics.rs");
+impl_atomic!(Atomic64 for HostAtomic);
+impl_atomic!(Atomic32 for HostAtomic32);
 
 /// `CounterCell` over a relaxed `std` atomic.
 #[derive(Debug, Default)]
@@ -107,7 +119,7 @@ impl Seamcall for Script {
 /// Single-threaded vCPUs: a kick makes the vCPU leave guest mode at once
 /// (it "exits and acks"), unless `ack` is false, which makes the wait time out.
 pub struct FakeVcpus {
-    pub modes: Vec<HostAtomic>,
+    pub modes: Vec<HostAtomic32>,
     pub ack: Cell<bool>,
     /// Every vCPU index kicked, in order.
     pub kicked: RefCell<Vec<usize>>,
@@ -116,9 +128,9 @@ pub struct FakeVcpus {
 }
 
 impl FakeVcpus {
-    pub fn new(modes: &[u64]) -> Self {
+    pub fn new(modes: &[u32]) -> Self {
         Self {
-            modes: modes.iter().map(|&m| HostAtomic::new(m)).collect(),
+            modes: modes.iter().map(|&m| HostAtomic32::new(m)).collect(),
             ack: Cell::new(true),
             kicked: RefCell::new(Vec::new()),
             waits: Cell::new(0),
@@ -127,14 +139,13 @@ impl FakeVcpus {
 }
 
 impl VcpuSet for FakeVcpus {
-    type Mode = HostAtomic;
     type Kick = Vec<usize>;
 
     fn nr_vcpus(&self) -> usize {
         self.modes.len()
     }
-    fn mode(&self, i: usize) -> &HostAtomic {
-        &self.modes[i]
+    fn exiting_guest_mode(&self, i: usize) -> u32 {
+        exiting_guest_mode(&self.modes[i])
     }
     fn begin_kick(&self) -> Vec<usize> {
         Vec::new()

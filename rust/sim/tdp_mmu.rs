@@ -6,9 +6,26 @@
 //! executor with the mirror SPTE frozen across it.
 
 use super::tdx_module::TdxModule;
-use super::vm::{present_spte, Vm, VmExecutor, NONPRESENT_SPTE};
-use crate::ksync::KAtomic64;
-use crate::policy::{Atomic64, FrozenSpte, Leaf, Outcome, Seamcall, SeptOp, Status, VmBugReason};
+use super::vm::{
+    present_spte,
+    Vm,
+    VmExecutor,
+    NONPRESENT_SPTE, //
+};
+use crate::platform::sync::{
+    KAtomic64, //
+};
+use crate::policy::{
+    Atomic64,
+    CounterCell,
+    FrozenSpte,
+    Leaf,
+    Outcome,
+    Seamcall,
+    SeptOp,
+    Status,
+    VmBugReason, //
+};
 
 /// Issues SEAMCALLs to the simulated TDX module.
 struct Issuer<'a>(&'a TdxModule);
@@ -38,6 +55,13 @@ pub(crate) enum Zap {
 }
 
 impl Vm {
+    /// The host's side of a guest's private-to-shared conversion of `gpa`.
+    pub(crate) fn release(&self, gpa: u64) {
+        if self.zap(gpa) == Zap::Zapped {
+            self.sim_counters.sim_zaps.add(1);
+        }
+    }
+
     /// Handles a private EPT violation on `gpa`: TDH.MEM.SEPT.ADD if the
     /// S-EPT page is missing, then TDH.MEM.PAGE.AUG.
     ///

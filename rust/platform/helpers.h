@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The kernel services tdx_sept_guard.ko needs that Rust-for-Linux has no
+ * abstraction for (yet): string module parameters, kthreads, asynchronous
+ * cross-CPU calls with acknowledgements, local interrupt control, rwlock_t,
+ * and debugfs files whose file_operations pin the module while open.
+ * Declared again, by hand, in the rust/platform/ modules that use them;
+ * keep both in sync.
+ */
+#ifndef TDX_SEPT_GUARD_HELPERS_H
+#define TDX_SEPT_GUARD_HELPERS_H
+
+#include <linux/types.h>
+
+struct dentry;
+struct lock_class_key;
+struct seq_file;
+struct task_struct;
+struct tsg_ipi_set;
+typedef struct rwlock rwlock_t;
+
+const char *tsg_version(void);
+const char *tsg_mode_param(void);
+const char *tsg_policy_param(void);
+
+struct task_struct *tsg_kthread_start(int (*fn)(void *), void *data, int cpu, const char *name,
+				      unsigned int idx);
+void tsg_kthread_stop(struct task_struct *task);
+bool tsg_kthread_should_stop(void);
+void tsg_cond_resched(void);
+
+unsigned long tsg_local_irq_save(void);
+void tsg_local_irq_restore(unsigned long flags);
+unsigned int tsg_num_online_cpus(void);
+bool tsg_cpu_online(unsigned int cpu);
+
+void tsg_rwlock_init(rwlock_t *lock, const char *name, struct lock_class_key *key);
+void tsg_read_lock(rwlock_t *lock);
+void tsg_read_unlock(rwlock_t *lock);
+void tsg_write_lock(rwlock_t *lock);
+void tsg_write_unlock(rwlock_t *lock);
+
+struct tsg_ipi_set *tsg_ipi_set_alloc(unsigned int nr);
+int tsg_ipi_send(struct tsg_ipi_set *set, unsigned int slot, unsigned int cpu);
+bool tsg_ipi_acked(struct tsg_ipi_set *set, unsigned int slot);
+void tsg_ipi_set_free(struct tsg_ipi_set *set);
+
+/*
+ * A debugfs file served by Rust callbacks. The struct lives in the Rust
+ * object that owns the file, which removes the file before freeing it.
+ */
+struct tsg_debugfs_file {
+	/* Prints the file's content; returns 0 or a negative errno. */
+	int (*show)(struct seq_file *m, const void *data);
+	/* Takes one write of at most TSG_DEBUGFS_WRITE_MAX bytes. */
+	int (*write)(const void *data, const char *buf, size_t len);
+	const void *data;
+};
+
+#define TSG_DEBUGFS_WRITE_MAX 64
+
+struct dentry *tsg_debugfs_create_dir(const char *name, struct dentry *parent);
+struct dentry *tsg_debugfs_create_file(const char *name, struct dentry *parent,
+				       struct tsg_debugfs_file *file);
+void tsg_debugfs_remove(struct dentry *dentry);
+
+#endif

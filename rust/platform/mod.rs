@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Kernel glue shared by every backend: the policy crate's platform traits
+//! over the kernel's atomics and clock ([`sync`]), kthreads ([`thread`]),
+//! interrupt-off sections ([`irq`]), cross-CPU calls with deadlines
+//! ([`ipi`]), KVM's kind of `mmu_lock` ([`rwlock`]), debugfs files that pin
+//! the module while open ([`debugfs`]) and the string module parameters
+//! ([`param`]).
+//!
+//! Where Rust-for-Linux has no abstraction the work is done by small C
+//! functions in `helpers.c`; the `unsafe` calls into them stay in this
+//! directory, behind safe wrappers that are sound whoever calls them.
+
+pub(crate) mod debugfs;
+pub(crate) mod ipi;
+pub(crate) mod irq;
+pub(crate) mod param;
+pub(crate) mod rwlock;
+pub(crate) mod sync;
+pub(crate) mod thread;
+
+/// Number of online CPUs.
+pub(crate) fn num_online_cpus() -> u32 {
+    extern "C" {
+        fn tsg_num_online_cpus() -> core::ffi::c_uint;
+    }
+    // SAFETY: No preconditions.
+    unsafe { tsg_num_online_cpus() }
+}
+
+/// `cpu` if it is a valid, online CPU.
+pub(crate) fn online_cpu(cpu: u32) -> Option<kernel::cpu::CpuId> {
+    extern "C" {
+        fn tsg_cpu_online(cpu: core::ffi::c_uint) -> bool;
+    }
+    // SAFETY: The C side checks `cpu` against `nr_cpu_ids` first.
+    let online = unsafe { tsg_cpu_online(cpu) };
+    online.then(|| kernel::cpu::CpuId::from_u32(cpu)).flatten()
+}

@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Kernel threads running a [`ThreadBody`] held in an [`Arc`].
+
+use core::ffi::{
+    c_int,
+    c_uint,
+    c_void,
+    CStr, //
+};
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+use kernel::{
+    cpu::CpuId,
+    ffi::c_char,
+    prelude::*,
+    sync::Arc, //
+};
+
+/// A `struct task_struct`, only ever handled by pointer.
+#[repr(C)]
+struct TaskStruct {
+    _opaque: [u8; 0],
+}
+
+extern "C" {
+    fn tsg_kthread_start(
+        f: unsafe extern "C" fn(*mut c_void) -> c_int,
+        data: *mut c_void,
+        cpu: c_int,
+        name: *const c_char,
+        idx: c_uint,
+    ) -> *mut TaskStruct;
+    fn tsg_kthread_stop(task: *mut TaskStruct);
+    fn tsg_kthread_should_stop() -> bool;
+    fn tsg_cond_resched();
+}
+
+/// What a [`Thread`] runs.
+pub(crate) trait ThreadBody: Send + Sync + 'static {
+    /// The thread's body. It should return once `ctx.should_stop()` is true;
+    /// it may return earlier (the thread then waits to be stopped).
+    fn run(&self, ctx: &ThreadCtx);
+}
+
+/// Handed to [`ThreadBody::run`]; only a thread started by [`Thread::spawn`]
+/// has one.
+///
+/// # Invariants
+///
+/// Exists only on the stack of a kthread started by [`Thread::spawn`], and
+/// is neither `Send` nor `Sync`: it is only ever used on that kthread.
+pub(crate) struct ThreadCtx {
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl ThreadCtx {
+    /// Whether [`Thread`]'s drop has asked this thread to stop.
+    pub(crate) fn should_stop(&self) -> bool {
+        // SAFETY: By the type invariant this runs on a kthread, where
+        // `kthread_should_stop()` is defined.
+        unsafe { tsg_kthread_should_stop() }
+    }
+
+    /// Lets other tasks run if this one should yield: a long-running kthread
+    /// must call it on kernels without full preemption. Not to be called in
+    /// atomic context (lockdep and `might_sleep` report it).
+    pub(crate) fn cond_resched(&self) {
+        // SAFETY: `cond_resched()` has no memory-safety preconditions.
+        unsafe { tsg_cond_resched() }
+    }
+}
+
+/// A running kthread; dropping it stops the thread and waits for it to exit.
+///
+/// # Invariants
+///
+/// `task` is a kthread created by `tsg_kthread_start()` with a reference
+/// held on it, running `trampoline::<T>` on a pointer to `*body`. `body`
+/// keeps that `T` alive until the thread has been stopped in `drop`.
+pub(crate) struct Thread<T: ThreadBody> {
+    task: NonNull<TaskStruct>,
+    _body: Arc<T>,
+}
+
+// SAFETY: The task pointer is only passed to `kthread_stop_put()`, which may
+// be called from any task; `T` is `Send + Sync`.
+unsafe impl<T: ThreadBody> Send for Thread<T> {}
+// SAFETY: `&Thread` only gives access to `&T`, and `T` is `Sync`.
+unsafe impl<T: ThreadBody> Sync for Thread<T> {}
+
+/// The kthread's entry point.
+///
+/// # Safety
+///
+/// `data` points to a `T` that stays alive until the thread is stopped.
+unsafe extern "C" fn trampoline<T: ThreadBody>(data: *mut c_void) -> c_int {
+    // SAFETY: The caller (`Thread::spawn`) keeps the `T` alive in its `Arc`
+    // until after `kthread_stop_put()` returned.
+    let body = unsafe { &*data.cast::<T>() };
+    // INVARIANT: This is the kthread started by `Thread::spawn`.
+    let ctx = ThreadCtx {
+        _not_send: PhantomData,
+    };
+    body.run(&ctx);
+    0
+}
+
+impl<T: ThreadBody> Thread<T> {
+    /// Starts a kthread running `body.run()`, named by the printf format
+    /// `name` with one `%u`: the CPU when `cpu` is given (which also binds
+    /// the thread there), else `idx`.
+    pub(crate) fn spawn(
+        body: Arc<T>,
+        cpu: Option<CpuId>,
+        name: &'static CStr,
+        idx: u32,
+    ) -> Result<Self> {
+        let cpu = cpu.map_or(-1, |c| c.as_u32() as c_int);
+        let data = core::ptr::from_ref::<T>(&*body).cast_mut().cast();
+        // SAFETY: `trampoline::<T>` gets a pointer to the `T` in `body`, which
+        // the returned `Thread` keeps alive until the thread has stopped;
+        // `name` is a static format taking one unsigned int.
+        let task =
+            unsafe { tsg_kthread_start(trampoline::<T>, data, cpu, name.as_char_ptr(), idx) };
+        // INVARIANT: `task` runs `trampoline::<T>` on `body`, with a reference.
+        NonNull::new(task)
+            .map(|task| Self { task, _body: body })
+            .ok_or(ENOMEM)
+    }
+}
+
+impl<T: ThreadBody> Drop for Thread<T> {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant `task` holds the reference taken at
+        // start; it is stopped and released exactly once, here. `body` is
+        // dropped only after this returns, when the thread no longer runs.
+        unsafe { tsg_kthread_stop(self.task.as_ptr()) }
+    }
+}
