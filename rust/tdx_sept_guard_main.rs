@@ -5,7 +5,7 @@
 //! The decisions live in [`policy`], a `no_std` crate shared with the host
 //! tests. The module runs them through one [`backend::Backend`], chosen at
 //! `insmod` by `mode=`: the simulated TDX module in [`sim`], KVM's TDX code
-//! (not attached yet: see [`kvm`]), or none. [`platform`] is the kernel glue
+//! ([`kvm`]), or none. [`platform`] is the kernel glue
 //! both backends share.
 
 use kernel::prelude::*;

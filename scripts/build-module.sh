@@ -4,7 +4,8 @@
 # Builds tdx_sept_guard.ko against KDIR (default: the cached test kernel,
 # built first if needed). Extra arguments are Kbuild targets (clean,
 # rust-analyzer). Refuses a KDIR that cannot build a Rust module, with the
-# reason, instead of failing deep inside Kbuild.
+# reason, instead of failing deep inside Kbuild. CLIPPY=1 (clippy) and W=...
+# (W=e: warnings are errors) in the environment are passed to Kbuild.
 
 . "$(dirname "$0")/lib.sh"
 
@@ -32,4 +33,9 @@ if [ "${1:-}" != clean ]; then
 		step "note: KDIR has no CONFIG_KUNIT=y; the module's KUnit suites are compiled out"
 fi
 
-exec make -C "$KDIR" M="$TOP" ${1:+"$1"}
+# Kbuild takes CLIPPY and W only from its command line (it checks
+# "$(origin ...)"), not from the environment: hand them on.
+args=()
+[ -z "${CLIPPY:-}" ] || args+=("CLIPPY=$CLIPPY")
+[ -z "${W:-}" ] || args+=("W=$W")
+exec make -C "$KDIR" M="$TOP" "${args[@]}" ${1:+"$1"}

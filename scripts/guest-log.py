@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Judges a `make check` guest log.
+"""Judges the `make check` guest logs.
 
-Feeds the module's part of the serial log (between the harness markers) to
-the kernel's own KTAP parser, counts the results, checks that every expected
-suite ran and that the kernel reported nothing wrong. Adds the guest
-script's own interface checks (`check ok` / `check FAILED` lines). Prints
-the totals as `kunit: N passed, N failed, N skipped` and exits non-zero on
-any failure.
+Both boots print KTAP between the harness markers `ktap begin` and
+`ktap end`: the first the module's KUnit suites, the second (--interface)
+the interface checks of scripts/guest/interface, written with the kernel's
+kselftest ktap_helpers.sh. Each part goes to the kernel's own KTAP parser
+(`kunit.py parse`), and the results are counted by the same code. Checks
+that every expected suite ran, that each boot finished and that the kernel
+reported nothing wrong. Prints the totals as `kunit: N passed, N failed,
+N skipped` and exits non-zero on any failure.
 """
 
 import argparse
@@ -29,85 +31,119 @@ KERNEL_TROUBLE = re.compile(
     r"UBSAN|refcount_t:"
 )
 
+# A top-level KTAP result or plan line, after the kernel's "[ time] " prefix.
+TOP_RESULT = re.compile(r"^(?:\[[ 0-9.]+\] )?(?:ok|not ok) ([0-9]+)\b")
+TOP_PLAN = re.compile(r"^(?:\[[ 0-9.]+\] )?1\.\.([0-9]+)\s*$")
 
-def walk(node, suites, counts, failed):
+
+def walk(node, suites, counts, failed, label=None):
+    """Counts the test cases of a `kunit.py parse --json` tree."""
     for case in node.get("test_cases", []):
         status = case.get("status", "")
         key = {"PASS": "passed", "SKIP": "skipped"}.get(status, "failed")
         counts[key] += 1
         if key == "failed":
-            failed.append(f"{node.get('name')}.{case.get('name')} ({status})")
+            name = case.get("name") or "<no result: the guest stopped before it>"
+            where = f"{label}: " if label else f"{node.get('name')}."
+            failed.append(f"{where}{name} ({status})")
     for sub in node.get("sub_groups", []):
         suites.add(sub.get("name"))
         walk(sub, suites, counts, failed)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("log")
-    ap.add_argument("--kunit", required=True, help="path to kunit.py")
-    ap.add_argument("--suite", action="append", default=[], help="expected suite")
-    ap.add_argument("--checks", help="log of the interface boot (check ok/FAILED lines)")
-    args = ap.parse_args()
+def read_log(path):
+    with open(path, errors="backslashreplace") as f:
+        return f.read().splitlines()
 
-    with open(args.log, errors="backslashreplace") as f:
-        lines = f.read().splitlines()
-    problems = []
 
-    def marker(text):
-        return next((i for i, l in enumerate(lines) if l.endswith(MARK + text)), None)
+def marker(lines, text):
+    return next((i for i, l in enumerate(lines) if l.endswith(MARK + text)), None)
 
-    begin, end = marker("ktap begin"), marker("ktap end")
+
+def parse_ktap(lines, path, what, kunit, problems):
+    """Hands the KTAP between the markers of one boot's log to kunit.py
+    parse; returns the JSON tree (None if there is none) and the KTAP lines."""
+    begin, end = marker(lines, "ktap begin"), marker(lines, "ktap end")
     if begin is None or end is None:
-        problems.append("the guest never reached the end of insmod (crash, hang or timeout)")
-        begin, end = begin or 0, len(lines)
-    for needed in ("rmmod ok", "done"):
-        if marker(needed) is None:
-            problems.append(f"missing harness step: {needed}")
-    if marker("insmod FAILED") is not None:
-        problems.append("insmod failed")
-    if marker("rmmod FAILED") is not None:
-        problems.append("rmmod failed")
-    for line in lines:
-        if KERNEL_TROUBLE.search(line) and MARK not in line:
-            problems.append(f"kernel reported: {line.strip()}")
-
-    base = os.path.splitext(os.path.abspath(args.log))[0]
+        problems.append(f"{what}: the guest never reached the end of its KTAP (crash, hang or timeout)")
+        begin = -1 if begin is None else begin
+        end = len(lines) if end is None else end
+    ktap_lines = lines[begin + 1 : end]
+    base = os.path.splitext(os.path.abspath(path))[0]
     ktap, js = base + ".ktap", base + ".json"
     with open(ktap, "w") as f:
-        f.write("\n".join(lines[begin + 1 : end]) + "\n")
+        f.write("\n".join(ktap_lines) + "\n")
+    if os.path.exists(js):
+        os.remove(js)
     parsed = subprocess.run(
-        [sys.executable, args.kunit, "parse", f"--json={js}", ktap],
+        [sys.executable, kunit, "parse", f"--json={js}", ktap],
         capture_output=True, text=True,
     )
     print(parsed.stdout, end="")
-    if parsed.returncode and not os.path.exists(js):
-        problems.append(f"kunit.py parse failed: {parsed.stderr.strip()[-400:]}")
+    if not os.path.exists(js):
+        problems.append(f"{what}: kunit.py parse failed: {parsed.stderr.strip()[-400:]}")
+        return None, ktap_lines
+    with open(js) as f:
+        return json.load(f), ktap_lines
 
+
+def check_kernel(lines, what, problems):
+    for line in lines:
+        if KERNEL_TROUBLE.search(line) and MARK not in line:
+            problems.append(f"kernel reported ({what}): {line.strip()}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("log", help="serial log of the KUnit boot")
+    ap.add_argument("--kunit", required=True, help="path to kunit.py")
+    ap.add_argument("--suite", action="append", default=[], help="expected suite")
+    ap.add_argument("--interface", help="serial log of the interface boot")
+    args = ap.parse_args()
+
+    problems = []
     counts = {"passed": 0, "failed": 0, "skipped": 0}
     suites, failed = set(), []
-    if os.path.exists(js):
-        with open(js) as f:
-            walk(json.load(f), suites, counts, failed)
-    if args.checks:
-        with open(args.checks, errors="backslashreplace") as f:
-            check_lines = f.read().splitlines()
-        if not any(l.endswith(MARK + "done") for l in check_lines):
-            problems.append("the interface boot did not finish (crash, hang or timeout)")
-        for line in check_lines:
-            if KERNEL_TROUBLE.search(line) and MARK not in line:
-                problems.append(f"kernel reported (interface boot): {line.strip()}")
-            if MARK + "check ok " in line:
-                counts["passed"] += 1
-            elif MARK + "check FAILED " in line:
-                counts["failed"] += 1
-                failed.append("interface check: " + line.split(MARK + "check FAILED ", 1)[1])
 
+    # First boot: the KUnit suites run at insmod.
+    lines = read_log(args.log)
+    for needed in ("rmmod ok", "done"):
+        if marker(lines, needed) is None:
+            problems.append(f"KUnit boot: missing harness step: {needed}")
+    if marker(lines, "insmod FAILED") is not None:
+        problems.append("KUnit boot: insmod failed")
+    if marker(lines, "rmmod FAILED") is not None:
+        problems.append("KUnit boot: rmmod failed")
+    check_kernel(lines, "KUnit boot", problems)
+    tree, _ = parse_ktap(lines, args.log, "KUnit boot", args.kunit, problems)
+    if tree:
+        walk(tree, suites, counts, failed)
     for suite in args.suite:
         if suite not in suites:
             problems.append(f"expected KUnit suite did not run: {suite}")
-    problems += [f"test failed: {t}" for t in failed]
 
+    # Second boot: the interface checks, flat KTAP from ktap_helpers.sh.
+    if args.interface:
+        lines = read_log(args.interface)
+        if marker(lines, "done") is None:
+            problems.append("interface boot: the guest did not finish (crash, hang or timeout)")
+        check_kernel(lines, "interface boot", problems)
+        tree, ktap_lines = parse_ktap(lines, args.interface, "interface boot", args.kunit, problems)
+        if tree:
+            walk(tree, suites, counts, failed, label="interface")
+        # A second KTAP header (KUnit's, printed at insmod unless
+        # kunit.autorun=0) would nest the rest under it.
+        headers = [l for l in ktap_lines if re.search(r"\bK?TAP version [0-9]+$", l)]
+        if len(headers) != 1:
+            problems.append(f"interface boot: {len(headers)} KTAP headers, expected 1: {headers[:3]}")
+        # The parser stops at the plan's count: more results than planned
+        # would go unseen.
+        plans = [int(m.group(1)) for m in map(TOP_PLAN.match, ktap_lines) if m]
+        results = [int(m.group(1)) for m in map(TOP_RESULT.match, ktap_lines) if m]
+        if plans and results and max(results) > plans[0]:
+            problems.append(f"interface boot: KTAP plan 1..{plans[0]} but {max(results)} results")
+
+    problems += [f"test failed: {t}" for t in failed]
     for p in problems:
         print(f"FAIL: {p}")
     print(f"guest: {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")

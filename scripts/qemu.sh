@@ -6,9 +6,9 @@
 #
 #   scripts/qemu.sh KDIR SCRIPT LOG [insmod parameters...]
 #
-# SCRIPT is a guest script under scripts/guest/ (check or run). The serial
-# log is written to LOG. A hard timeout (QEMU_TIMEOUT, seconds) ends a hung
-# guest; the exit status is then 124.
+# SCRIPT is a guest script under scripts/guest/ (check, interface or run).
+# The serial log is written to LOG. A hard timeout (QEMU_TIMEOUT, seconds)
+# ends a hung guest; the exit status is then 124.
 
 . "$(dirname "$0")/lib.sh"
 
@@ -24,10 +24,19 @@ root=$TOP/build/initramfs
 rm -rf "$root"
 mkdir -p "$root/bin" "$root/proc" "$root/sys" "$root/dev" "$root/tmp"
 cp "$busybox" "$root/bin/busybox"
-for applet in sh mount cat echo ls insmod rmmod sleep reboot grep sed seq; do
+for applet in sh mount cat echo ls insmod rmmod modinfo sleep reboot grep sed seq \
+	dmesg stat cut rm; do
 	ln -s busybox "$root/bin/$applet"
 done
 cp "$ko" "$root/tdx_sept_guard.ko"
+# The interface checks print KTAP with the kernel's own shell helpers.
+ktap_helpers=$kdir/source/tools/testing/selftests/kselftest/ktap_helpers.sh
+[ -f "$ktap_helpers" ] || die "$ktap_helpers is missing (KDIR must be an O= build tree with its source link)"
+cp "$ktap_helpers" "$root/ktap_helpers.sh"
+# busybox modinfo reads modules.dep first, even for a module given by path.
+release=$(cat "$kdir/include/config/kernel.release")
+mkdir -p "$root/lib/modules/$release"
+: >"$root/lib/modules/$release/modules.dep"
 cp "$TOP/scripts/guest/$script" "$root/init"
 chmod +x "$root/init"
 printf '%s\n' "$*" >"$root/params"

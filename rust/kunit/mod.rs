@@ -45,7 +45,7 @@ use kernel::{
 const TEST_KICK_TIMEOUT_US: u32 = 100_000;
 
 /// Sleeps for about `ms` milliseconds.
-fn sleep_ms(ms: u32) {
+pub(crate) fn sleep_ms(ms: u32) {
     fsleep(Delta::from_millis(i64::from(ms)));
 }
 
@@ -100,7 +100,7 @@ where
 /// share a CPU with them: a simulated vCPU in its guest section keeps its
 /// CPU with interrupts off, so a test thread there could neither observe
 /// nor kick it. KUnit's own thread may run anywhere.
-fn run_on_cpu<F, R>(cpu: u32, f: F) -> Result<R>
+pub(crate) fn run_on_cpu<F, R>(cpu: u32, f: F) -> Result<R>
 where
     F: FnOnce() -> R + Send + Unpin + 'static,
     R: Send + Unpin + 'static,

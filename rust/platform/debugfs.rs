@@ -32,11 +32,14 @@ struct Dentry {
     _opaque: [u8; 0],
 }
 
+type ShowCallback = unsafe extern "C" fn(*mut bindings::seq_file, *const c_void) -> c_int;
+type WriteCallback = unsafe extern "C" fn(*const c_void, *const c_char, usize) -> c_int;
+
 /// `struct tsg_debugfs_file` of `helpers.h`.
 #[repr(C)]
 struct RawFile {
-    show: Option<unsafe extern "C" fn(*mut bindings::seq_file, *const c_void) -> c_int>,
-    write: Option<unsafe extern "C" fn(*const c_void, *const c_char, usize) -> c_int>,
+    show: Option<ShowCallback>,
+    write: Option<WriteCallback>,
     data: *const c_void,
 }
 
@@ -204,9 +207,11 @@ impl<T: Send + Sync> File<T> {
         // SAFETY: Only fields that are not structurally pinned are written;
         // the `File` itself stays where it is.
         let this = unsafe { file.as_mut().get_unchecked_mut() };
+        let show_fn: ShowCallback = show_callback::<T>;
+        let write_fn: WriteCallback = write_callback::<T>;
         let raw = RawFile {
-            show: show.map(|_| show_callback::<T> as _),
-            write: write.map(|_| write_callback::<T> as _),
+            show: show.map(|_| show_fn),
+            write: write.map(|_| write_fn),
             data: core::ptr::from_ref::<Self>(this).cast(),
         };
         // SAFETY: `raw` is valid for writes and nobody reads it yet.

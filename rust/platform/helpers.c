@@ -178,9 +178,10 @@ static void tsg_ipi_ack(void *info)
 	wake_up_var(&slot->pending);
 }
 
-struct tsg_ipi_set *tsg_ipi_set_alloc(unsigned int nr)
+/* @atomic: called where sleeping is not allowed (GFP_ATOMIC). */
+struct tsg_ipi_set *tsg_ipi_set_alloc(unsigned int nr, bool atomic)
 {
-	struct tsg_ipi_set *set = kzalloc(struct_size(set, slot, nr), GFP_KERNEL);
+	struct tsg_ipi_set *set = kzalloc(struct_size(set, slot, nr), atomic ? GFP_ATOMIC : GFP_KERNEL);
 	unsigned int i;
 
 	if (!set)

@@ -40,7 +40,7 @@ void tsg_read_unlock(rwlock_t *lock);
 void tsg_write_lock(rwlock_t *lock);
 void tsg_write_unlock(rwlock_t *lock);
 
-struct tsg_ipi_set *tsg_ipi_set_alloc(unsigned int nr);
+struct tsg_ipi_set *tsg_ipi_set_alloc(unsigned int nr, bool atomic);
 int tsg_ipi_send(struct tsg_ipi_set *set, unsigned int slot, unsigned int cpu);
 bool tsg_ipi_acked(struct tsg_ipi_set *set, unsigned int slot);
 void tsg_ipi_set_free(struct tsg_ipi_set *set);

@@ -2,6 +2,7 @@
 
 //! Kernel threads running a [`ThreadBody`] held in an [`Arc`].
 
+use core::cell::Cell;
 use core::ffi::{
     c_int,
     c_uint,
@@ -14,7 +15,11 @@ use kernel::{
     cpu::CpuId,
     ffi::c_char,
     prelude::*,
-    sync::Arc, //
+    sync::Arc,
+    time::{
+        delay::fsleep,
+        Delta, //
+    },
 };
 
 /// A `struct task_struct`, only ever handled by pointer.
@@ -51,8 +56,13 @@ pub(crate) trait ThreadBody: Send + Sync + 'static {
 /// Exists only on the stack of a kthread started by [`Thread::spawn`], and
 /// is neither `Send` nor `Sync`: it is only ever used on that kthread.
 pub(crate) struct ThreadCtx {
+    /// Calls to [`Self::pause`] since the last sleep.
+    pauses: Cell<u32>,
     _not_send: PhantomData<*mut ()>,
 }
+
+/// How many [`ThreadCtx::pause`] calls may pass without a sleep.
+const PAUSES_PER_SLEEP: u32 = 128;
 
 impl ThreadCtx {
     /// Whether [`Thread`]'s drop has asked this thread to stop.
@@ -62,12 +72,23 @@ impl ThreadCtx {
         unsafe { tsg_kthread_should_stop() }
     }
 
-    /// Lets other tasks run if this one should yield: a long-running kthread
-    /// must call it on kernels without full preemption. Not to be called in
-    /// atomic context (lockdep and `might_sleep` report it).
-    pub(crate) fn cond_resched(&self) {
-        // SAFETY: `cond_resched()` has no memory-safety preconditions.
-        unsafe { tsg_cond_resched() }
+    /// The pause a busy loop takes between rounds: `cond_resched()`, and
+    /// every 128th call a 10 µs sleep. Without real sleeps a thread that
+    /// spins until it is stopped would hold up every RCU-tasks grace period
+    /// (ftrace and BPF unregistration wait for those: a voluntary context
+    /// switch is what RCU-tasks waits for, and under full preemption
+    /// `cond_resched()` does not switch). Not to be called in atomic
+    /// context (`might_sleep` reports it).
+    pub(crate) fn pause(&self) {
+        let n = self.pauses.get() + 1;
+        if n >= PAUSES_PER_SLEEP {
+            self.pauses.set(0);
+            fsleep(Delta::from_micros(10));
+        } else {
+            self.pauses.set(n);
+            // SAFETY: `cond_resched()` has no memory-safety preconditions.
+            unsafe { tsg_cond_resched() }
+        }
     }
 }
 
@@ -100,6 +121,7 @@ unsafe extern "C" fn trampoline<T: ThreadBody>(data: *mut c_void) -> c_int {
     let body = unsafe { &*data.cast::<T>() };
     // INVARIANT: This is the kthread started by `Thread::spawn`.
     let ctx = ThreadCtx {
+        pauses: Cell::new(0),
         _not_send: PhantomData,
     };
     body.run(&ctx);

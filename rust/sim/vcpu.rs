@@ -102,7 +102,7 @@ impl ThreadBody for Vcpu {
                 vm.vcpu_thread_finished();
                 return;
             }
-            ctx.cond_resched();
+            ctx.pause();
             let gpa = exits.faulting.unwrap_or_else(|| vm.pick_gpa(&mut rng));
             match self.enter(vm, &exits.module_zs, gpa) {
                 Exit::GateClosed => cpu_relax(),

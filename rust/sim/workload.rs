@@ -30,7 +30,7 @@ impl ThreadBody for Zapper {
                 return;
             }
             vm.release(vm.pick_gpa(&mut rng));
-            ctx.cond_resched();
+            ctx.pause();
         }
     }
 }

@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KVM's internal TDX types, as bindgen generates them at build time from
+//! the headers of the kernel tree the module is built against
+//! (`scripts/kvm-bindgen.sh`, driven by `rust/Kbuild`). Only this module
+//! touches the generated code; the rest of the backend uses [`Td`] and
+//! [`Vcpu`], which read the few fields it needs.
+//!
+//! bindgen's layout tests are on: each generated struct carries
+//! compile-time assertions of its size, alignment and field offsets as
+//! clang computed them from the kernel's headers, so a kernel whose structs
+//! differ from what the generated Rust would assume fails the build.
+
+use core::marker::PhantomData;
+use core::ptr::{
+    addr_of,
+    addr_of_mut,
+    NonNull, //
+};
+
+#[allow(
+    non_camel_case_types,
+    non_upper_case_globals,
+    non_snake_case,
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    improper_ctypes,
+    unsafe_op_in_unsafe_fn,
+    unnecessary_transmutes,
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    clippy::ptr_as_ptr,
+    clippy::ref_as_ptr,
+    clippy::cast_lossless,
+    clippy::as_underscore,
+    clippy::ptr_offset_with_cast
+)]
+mod generated {
+    use kernel::ffi;
+    include!("bindings_generated.rs");
+}
+
+pub(crate) use generated::{
+    kvm,
+    kvm_tdx,
+    kvm_vcpu, //
+};
+
+/// `TD_STATE_RUNNABLE` of `enum kvm_tdx_state`.
+pub(crate) const TD_STATE_RUNNABLE: generated::kvm_tdx_state =
+    generated::kvm_tdx_state_TD_STATE_RUNNABLE;
+
+/// A TD as KVM hands it to `tdx_sept_set_private_spte()`: a `struct kvm`
+/// that is the first member of a `struct kvm_tdx`.
+///
+/// # Invariants
+///
+/// `ptr` points to a `struct kvm_tdx` that stays alive for `'a`; its `kvm`
+/// member is the `struct kvm` KVM passes around.
+#[derive(Clone, Copy)]
+pub(crate) struct Td<'a> {
+    ptr: NonNull<kvm_tdx>,
+    _life: PhantomData<&'a kvm_tdx>,
+}
+
+// The `struct kvm` is the first member: `to_kvm_tdx()` is a cast.
+const _: () = assert!(core::mem::offset_of!(kvm_tdx, kvm) == 0);
+
+impl<'a> Td<'a> {
+    /// # Safety
+    ///
+    /// `kvm` is the `struct kvm` of a live TD (`struct kvm_tdx`) for `'a`.
+    pub(crate) unsafe fn from_kvm(kvm: *mut kvm) -> Option<Self> {
+        // INVARIANT: By the caller's contract, and `kvm` is the first member.
+        NonNull::new(kvm.cast::<kvm_tdx>()).map(|ptr| Self {
+            ptr,
+            _life: PhantomData,
+        })
+    }
+
+    /// The `struct kvm`.
+    pub(crate) fn kvm(self) -> *mut kvm {
+        self.ptr.as_ptr().cast()
+    }
+
+    /// `kvm_tdx->state`.
+    pub(crate) fn state(self) -> generated::kvm_tdx_state {
+        // SAFETY: The TD is live (type invariant); KVM writes `state` under
+        // locks this path does not hold, so read it once, as `READ_ONCE()`.
+        unsafe { addr_of!((*self.ptr.as_ptr()).state).read_volatile() }
+    }
+
+    /// Sets or clears `kvm_tdx->wait_for_sept_zap`, KVM's own entry gate:
+    /// `tdx_vcpu_run()` refuses to enter the TD while it is set. KVM writes
+    /// it under `mmu_lock`; so does every caller here (as `WRITE_ONCE()`).
+    pub(crate) fn set_wait_for_sept_zap(self, on: bool) {
+        // SAFETY: The TD is live (type invariant); a volatile store of a
+        // `bool` is `WRITE_ONCE()`.
+        unsafe { addr_of_mut!((*self.ptr.as_ptr()).wait_for_sept_zap).write_volatile(on) }
+    }
+
+    /// `kvm_tdx->wait_for_sept_zap`.
+    pub(crate) fn wait_for_sept_zap(self) -> bool {
+        // SAFETY: As for `set_wait_for_sept_zap`, as `READ_ONCE()`.
+        unsafe { addr_of!((*self.ptr.as_ptr()).wait_for_sept_zap).read_volatile() }
+    }
+
+    /// Marks the VM bugged and dead (`kvm->vm_bugged`, `kvm->vm_dead`), as
+    /// `kvm_vm_bugged()` does before it requests `KVM_REQ_VM_DEAD`; with
+    /// `vm_bugged` set, KVM's later `KVM_BUG_ON()`s stay silent.
+    pub(crate) fn mark_bugged(self) {
+        let kvm = self.kvm();
+        // SAFETY: The VM is live (type invariant); these are `WRITE_ONCE()`s
+        // of two `bool`s, as KVM's own (plain) stores of them.
+        unsafe {
+            addr_of_mut!((*kvm).vm_bugged).write_volatile(true);
+            addr_of_mut!((*kvm).vm_dead).write_volatile(true);
+        }
+    }
+
+    /// `kvm->vm_bugged`.
+    pub(crate) fn is_bugged(self) -> bool {
+        // SAFETY: The VM is live (type invariant); `READ_ONCE()`.
+        unsafe { addr_of!((*self.kvm()).vm_bugged).read_volatile() }
+    }
+}
+
+/// A vCPU of a [`Td`].
+///
+/// # Invariants
+///
+/// `ptr` points to a `struct kvm_vcpu` alive for `'a` (KVM frees vCPUs only
+/// when the VM is destroyed).
+#[derive(Clone, Copy)]
+pub(crate) struct Vcpu<'a> {
+    ptr: NonNull<kvm_vcpu>,
+    _life: PhantomData<&'a kvm_vcpu>,
+}
+
+impl<'a> Vcpu<'a> {
+    /// # Safety
+    ///
+    /// `vcpu` is NULL or a vCPU alive for `'a`.
+    pub(crate) unsafe fn from_raw(vcpu: *mut kvm_vcpu) -> Option<Self> {
+        // INVARIANT: By the caller's contract.
+        NonNull::new(vcpu).map(|ptr| Self {
+            ptr,
+            _life: PhantomData,
+        })
+    }
+
+    pub(crate) fn as_ptr(self) -> *mut kvm_vcpu {
+        self.ptr.as_ptr()
+    }
+
+    /// `vcpu->cpu`, the CPU it was last loaded on (-1 if none).
+    pub(crate) fn cpu(self) -> i32 {
+        // SAFETY: The vCPU is live (type invariant); `READ_ONCE()`.
+        unsafe { addr_of!((*self.ptr.as_ptr()).cpu).read_volatile() }
+    }
+}

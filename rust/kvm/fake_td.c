@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * For the KUnit suite only: a fake TD as KVM would allocate it, with fake
+ * vCPUs driven by the simulator's threads, and stand-ins for the SEAMCALL
+ * wrappers that send each S-EPT SEAMCALL to the simulated TDX module. With
+ * these, the suite runs KVM 7.2's real tdx_sept_set_private_spte() (and
+ * tdh_do_no_vcpus(), kvm_make_all_cpus_request(), ...) without TDX hardware.
+ */
+#include <linux/slab.h>
+#include <linux/vmalloc.h>
+
+#include "kvm_internal.h"
+#include "helpers.h"
+
+#ifdef CONFIG_KUNIT
+
+/* tdx.c's own to_kvm_tdx() and to_tdx() are local to it. */
+static struct kvm_tdx *fake_to_kvm_tdx(struct kvm *kvm)
+{
+	return container_of(kvm, struct kvm_tdx, kvm);
+}
+
+static struct vcpu_tdx *fake_to_tdx(struct kvm_vcpu *vcpu)
+{
+	return container_of(vcpu, struct vcpu_tdx, vcpu);
+}
+
+struct kvm *tsg_fake_td_new(unsigned int nr_vcpus, const unsigned int *cpus)
+{
+	struct kvm_tdx *kvm_tdx = kvzalloc(sizeof(*kvm_tdx), GFP_KERNEL_ACCOUNT);
+	struct kvm *kvm;
+	unsigned int i;
+
+	if (!kvm_tdx)
+		return NULL;
+	kvm = &kvm_tdx->kvm;
+	rwlock_init(&kvm->mmu_lock);
+	xa_init(&kvm->vcpu_array);
+	kvm_tdx->state = TD_STATE_RUNNABLE;
+	kvm_tdx->hkid = 1;
+	for (i = 0; i < nr_vcpus; i++) {
+		struct vcpu_tdx *tdx = kzalloc(sizeof(*tdx), GFP_KERNEL_ACCOUNT);
+
+		if (!tdx || xa_store(&kvm->vcpu_array, i, &tdx->vcpu, GFP_KERNEL)) {
+			kfree(tdx);
+			tsg_fake_td_free(kvm);
+			return NULL;
+		}
+		tdx->vcpu.kvm = kvm;
+		tdx->vcpu.vcpu_id = i;
+		tdx->vcpu.vcpu_idx = i;
+		tdx->vcpu.cpu = cpus[i];
+		tdx->vcpu.mode = OUTSIDE_GUEST_MODE;
+		atomic_set(&kvm->online_vcpus, i + 1);
+	}
+	return kvm;
+}
+
+void tsg_fake_td_free(struct kvm *kvm)
+{
+	struct kvm_vcpu *vcpu;
+	unsigned long i;
+
+	if (!kvm)
+		return;
+	xa_for_each(&kvm->vcpu_array, i, vcpu)
+		kfree(fake_to_tdx(vcpu));
+	xa_destroy(&kvm->vcpu_array);
+	kvfree(fake_to_kvm_tdx(kvm));
+}
+
+void tsg_fake_td_read_lock(struct kvm *kvm)
+{
+	read_lock(&kvm->mmu_lock);
+}
+
+void tsg_fake_td_read_unlock(struct kvm *kvm)
+{
+	read_unlock(&kvm->mmu_lock);
+}
+
+void tsg_fake_td_write_lock(struct kvm *kvm)
+{
+	write_lock(&kvm->mmu_lock);
+}
+
+void tsg_fake_td_write_unlock(struct kvm *kvm)
+{
+	write_unlock(&kvm->mmu_lock);
+}
+
+/*
+ * The fake vCPU's side of vcpu_enter_guest() and tdx_vcpu_run(): publish
+ * IN_GUEST_MODE with a full barrier, then refuse to enter while
+ * wait_for_sept_zap is set. Call with interrupts off. Returns whether the
+ * vCPU entered.
+ */
+bool tsg_fake_vcpu_enter(struct kvm_vcpu *vcpu)
+{
+	smp_store_mb(vcpu->mode, IN_GUEST_MODE);
+	if (READ_ONCE(fake_to_kvm_tdx(vcpu->kvm)->wait_for_sept_zap)) {
+		smp_store_release(&vcpu->mode, OUTSIDE_GUEST_MODE);
+		return false;
+	}
+	return true;
+}
+
+/* Whether a kicker asked the vCPU to exit (kvm_vcpu_exiting_guest_mode()). */
+bool tsg_fake_vcpu_kicked(struct kvm_vcpu *vcpu)
+{
+	return READ_ONCE(vcpu->mode) == EXITING_GUEST_MODE;
+}
+
+void tsg_fake_vcpu_exit(struct kvm_vcpu *vcpu)
+{
+	smp_store_release(&vcpu->mode, OUTSIDE_GUEST_MODE);
+}
+
+typedef int (*tsg_set_private_spte_fn)(struct kvm *kvm, gfn_t gfn, u64 old_spte, u64 new_spte,
+				       enum pg_level level);
+
+/* Calls tdx_sept_set_private_spte() at @fn as KVM's TDP MMU does (redirected if hooked). */
+int tsg_fake_td_set_private_spte(unsigned long fn, struct kvm *kvm, u64 gfn, u64 old_spte,
+				 u64 new_spte, int level)
+{
+	return ((tsg_set_private_spte_fn)fn)(kvm, gfn, old_spte, new_spte, level);
+}
+
+/* The SPTE values KVM would pass for a 4K private page at @pfn. */
+u64 tsg_fake_present_leaf_spte(u64 pfn)
+{
+	return (pfn << PAGE_SHIFT) | VMX_EPT_RWX_MASK | SPTE_MMU_PRESENT_MASK;
+}
+
+u64 tsg_fake_nonpresent_spte(void)
+{
+	return SHADOW_NONPRESENT_VALUE;
+}
+
+bool tsg_fake_vcpu_vm_dead_requested(struct kvm_vcpu *vcpu)
+{
+	return kvm_test_request(KVM_REQ_VM_DEAD, vcpu);
+}
+
+/*
+ * In rust/kvm/kunit.rs: runs one SEAMCALL on the simulated TDX module.
+ * @leaf: 0 AUG, 1 SEPT.ADD, 2 RANGE.BLOCK, 3 TRACK, 4 PAGE.REMOVE.
+ */
+u64 tsg_fake_seamcall(u32 leaf, u64 gpa, int level);
+
+static u64 fake_tdh_mem_page_aug(struct tdx_td *td, u64 gpa, enum pg_level level, kvm_pfn_t pfn,
+				 u64 *ext_err1, u64 *ext_err2)
+{
+	*ext_err1 = *ext_err2 = 0;
+	return tsg_fake_seamcall(0, gpa, level);
+}
+
+static u64 fake_tdh_mem_sept_add(struct tdx_td *td, u64 gpa, enum pg_level level, struct page *page,
+				 u64 *ext_err1, u64 *ext_err2)
+{
+	*ext_err1 = *ext_err2 = 0;
+	return tsg_fake_seamcall(1, gpa, level);
+}
+
+static u64 fake_tdh_mem_range_block(struct tdx_td *td, u64 gpa, enum pg_level level,
+				    u64 *ext_err1, u64 *ext_err2)
+{
+	*ext_err1 = *ext_err2 = 0;
+	return tsg_fake_seamcall(2, gpa, level);
+}
+
+static u64 fake_tdh_mem_track(struct tdx_td *td)
+{
+	return tsg_fake_seamcall(3, 0, 0);
+}
+
+static u64 fake_tdh_mem_page_remove(struct tdx_td *td, u64 gpa, enum pg_level level,
+				    u64 *ext_err1, u64 *ext_err2)
+{
+	*ext_err1 = *ext_err2 = 0;
+	return tsg_fake_seamcall(4, gpa, level);
+}
+
+static u64 fake_tdh_phymem_page_wbinvd_hkid(u64 hkid, kvm_pfn_t pfn)
+{
+	return 0;
+}
+
+/* The stand-in for SEAMCALL wrapper @i (0..5), its name in *name. */
+unsigned long tsg_fake_seamcall_wrapper(unsigned int i, const char **name)
+{
+	static const struct {
+		const char *name;
+		unsigned long fn;
+	} table[] = {
+		{ "tdh_mem_page_aug", (unsigned long)fake_tdh_mem_page_aug },
+		{ "tdh_mem_sept_add", (unsigned long)fake_tdh_mem_sept_add },
+		{ "tdh_mem_range_block", (unsigned long)fake_tdh_mem_range_block },
+		{ "tdh_mem_track", (unsigned long)fake_tdh_mem_track },
+		{ "tdh_mem_page_remove", (unsigned long)fake_tdh_mem_page_remove },
+		{ "tdh_phymem_page_wbinvd_hkid", (unsigned long)fake_tdh_phymem_page_wbinvd_hkid },
+	};
+
+	if (i >= ARRAY_SIZE(table))
+		return 0;
+	*name = table[i].name;
+	return table[i].fn;
+}
+
+#endif /* CONFIG_KUNIT */

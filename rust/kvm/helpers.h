@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The KVM backend's C side: what Rust cannot do or reach for an out-of-tree
+ * module (kprobe symbol lookup, ftrace function redirection, KVM's macros
+ * and static inlines). Declared again in rust/kvm/hooks.rs; keep in sync.
+ */
+#ifndef TDX_SEPT_GUARD_KVM_HELPERS_H
+#define TDX_SEPT_GUARD_KVM_HELPERS_H
+
+#include <linux/types.h>
+
+struct kvm;
+struct kvm_vcpu;
+struct tsg_redirect;
+
+unsigned long tsg_kvm_lookup(const char *name);
+bool tsg_kvm_ibt_enabled(void);
+bool tsg_kvm_has_endbr(unsigned long addr);
+bool tsg_kvm_tdx_host_platform(void);
+
+struct tsg_redirect *tsg_redirect_new(const char *name, unsigned long target,
+				      unsigned long replacement);
+int tsg_redirect_enable(struct tsg_redirect *r);
+void tsg_redirect_disable(struct tsg_redirect *r);
+void tsg_redirect_free(struct tsg_redirect *r);
+
+int tsg_kvm_call_set_private_spte(unsigned long fn, struct kvm *kvm, u64 gfn, u64 old_spte,
+				  u64 new_spte, int level);
+unsigned long tsg_kvm_set_private_spte_replacement(void);
+
+void tsg_kvm_synchronize_rcu(void);
+unsigned int tsg_kvm_online_vcpus(struct kvm *kvm);
+struct kvm_vcpu *tsg_kvm_get_vcpu(struct kvm *kvm, unsigned int i);
+int tsg_kvm_vcpu_exiting_guest_mode(struct kvm_vcpu *vcpu);
+void tsg_kvm_request_vm_dead(struct kvm_vcpu *vcpu);
+bool tsg_kvm_is_shadow_present(u64 spte);
+bool tsg_kvm_is_last_spte(u64 spte, int level);
+
+/* For the KUnit suite (fake_td.c). */
+struct kvm *tsg_fake_td_new(unsigned int nr_vcpus, const unsigned int *cpus);
+void tsg_fake_td_free(struct kvm *kvm);
+void tsg_fake_td_read_lock(struct kvm *kvm);
+void tsg_fake_td_read_unlock(struct kvm *kvm);
+void tsg_fake_td_write_lock(struct kvm *kvm);
+void tsg_fake_td_write_unlock(struct kvm *kvm);
+bool tsg_fake_vcpu_enter(struct kvm_vcpu *vcpu);
+bool tsg_fake_vcpu_kicked(struct kvm_vcpu *vcpu);
+void tsg_fake_vcpu_exit(struct kvm_vcpu *vcpu);
+bool tsg_fake_vcpu_vm_dead_requested(struct kvm_vcpu *vcpu);
+unsigned long tsg_fake_seamcall_wrapper(unsigned int i, const char **name);
+int tsg_fake_td_set_private_spte(unsigned long fn, struct kvm *kvm, u64 gfn, u64 old_spte,
+				 u64 new_spte, int level);
+u64 tsg_fake_present_leaf_spte(u64 pfn);
+u64 tsg_fake_nonpresent_spte(void);
+
+#endif

@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Safe wrappers over `helpers.c`: finding KVM's functions by name and
+//! redirecting one with ftrace, plus KVM's static inlines.
+
+use super::bindings::{
+    kvm,
+    kvm_vcpu,
+    Td,
+    Vcpu, //
+};
+use core::ffi::{
+    c_int,
+    c_uint,
+    CStr, //
+};
+use core::ptr::NonNull;
+use kernel::{
+    error::to_result,
+    ffi::c_char,
+    prelude::*, //
+};
+
+#[repr(C)]
+struct RedirectRaw {
+    _opaque: [u8; 0],
+}
+
+extern "C" {
+    fn tsg_kvm_lookup(name: *const c_char) -> usize;
+    fn tsg_kvm_ibt_enabled() -> bool;
+    fn tsg_kvm_has_endbr(addr: usize) -> bool;
+    fn tsg_kvm_tdx_host_platform() -> bool;
+    fn tsg_redirect_new(name: *const c_char, target: usize, replacement: usize)
+        -> *mut RedirectRaw;
+    fn tsg_redirect_enable(r: *mut RedirectRaw) -> c_int;
+    fn tsg_redirect_disable(r: *mut RedirectRaw);
+    fn tsg_redirect_free(r: *mut RedirectRaw);
+    fn tsg_kvm_call_set_private_spte(
+        fn_: usize,
+        kvm: *mut kvm,
+        gfn: u64,
+        old: u64,
+        new: u64,
+        level: c_int,
+    ) -> c_int;
+    fn tsg_kvm_set_private_spte_replacement() -> usize;
+    fn tsg_kvm_synchronize_rcu();
+    fn tsg_kvm_online_vcpus(kvm: *mut kvm) -> c_uint;
+    fn tsg_kvm_get_vcpu(kvm: *mut kvm, i: c_uint) -> *mut kvm_vcpu;
+    fn tsg_kvm_vcpu_exiting_guest_mode(vcpu: *mut kvm_vcpu) -> c_int;
+    fn tsg_kvm_request_vm_dead(vcpu: *mut kvm_vcpu);
+    fn tsg_kvm_is_shadow_present(spte: u64) -> bool;
+    fn tsg_kvm_is_last_spte(spte: u64, level: c_int) -> bool;
+}
+
+/// The start of the kernel function `name` (its ENDBR included), if the
+/// running kernel has it.
+pub(crate) fn lookup(name: &CStr) -> Option<usize> {
+    // SAFETY: `name` is NUL-terminated; the lookup registers and removes a
+    // kprobe and calls nothing it finds.
+    let addr = unsafe { tsg_kvm_lookup(name.as_char_ptr()) };
+    (addr != 0).then_some(addr)
+}
+
+/// Whether the CPU enforces indirect-branch tracking.
+pub(crate) fn ibt_enabled() -> bool {
+    // SAFETY: No preconditions.
+    unsafe { tsg_kvm_ibt_enabled() }
+}
+
+/// Whether the code at `addr`, a function start from [`lookup`], begins
+/// with ENDBR, i.e. may be called through a pointer under IBT.
+pub(crate) fn has_endbr(addr: usize) -> bool {
+    // SAFETY: `addr` is the start of a kernel function (from `lookup`): four
+    // readable bytes of kernel text.
+    unsafe { tsg_kvm_has_endbr(addr) }
+}
+
+/// Whether the CPU is a TDX host platform (`X86_FEATURE_TDX_HOST_PLATFORM`).
+pub(crate) fn tdx_host_platform() -> bool {
+    // SAFETY: No preconditions.
+    unsafe { tsg_kvm_tdx_host_platform() }
+}
+
+/// Waits for an RCU grace period: every preemption-disabled section that
+/// began before has ended.
+pub(crate) fn synchronize_rcu() {
+    // SAFETY: Called from process context (module load or unload).
+    unsafe { tsg_kvm_synchronize_rcu() }
+}
+
+/// One kernel function redirected, with ftrace, to a replacement of the same
+/// prototype; calls from this module still reach the original. Disabled and
+/// freed on drop.
+///
+/// # Invariants
+///
+/// `raw` came from `tsg_redirect_new()` and is freed only in `drop`.
+pub(crate) struct Redirect {
+    raw: NonNull<RedirectRaw>,
+}
+
+// SAFETY: The ftrace registration may be changed and freed from any task.
+unsafe impl Send for Redirect {}
+// SAFETY: `&Redirect` allows nothing.
+unsafe impl Sync for Redirect {}
+
+impl Redirect {
+    /// Redirects `target` to `replacement`. `EBUSY`: another IPMODIFY user
+    /// (a livepatch, a BPF trampoline) owns `target`.
+    ///
+    /// # Safety
+    ///
+    /// `target` is the start of a kernel function and `replacement` the
+    /// address of a function with exactly its prototype, alive (this
+    /// module's text) as long as the returned value.
+    pub(crate) unsafe fn new(name: &CStr, target: usize, replacement: usize) -> Result<Self> {
+        // SAFETY: Plain allocation; the addresses are only stored.
+        let raw = unsafe { tsg_redirect_new(name.as_char_ptr(), target, replacement) };
+        // INVARIANT: `raw` is fresh from `tsg_redirect_new()`.
+        let this = Self {
+            raw: NonNull::new(raw).ok_or(ENOMEM)?,
+        };
+        // SAFETY: `raw` is live; the caller vouches for the addresses.
+        to_result(unsafe { tsg_redirect_enable(this.raw.as_ptr()) })?;
+        Ok(this)
+    }
+
+    /// Stops redirecting. Calls already inside the replacement carry on.
+    pub(crate) fn disable(&self) {
+        // SAFETY: `raw` is live (type invariant); disabling twice is allowed.
+        unsafe { tsg_redirect_disable(self.raw.as_ptr()) }
+    }
+}
+
+impl Drop for Redirect {
+    fn drop(&mut self) {
+        // SAFETY: `raw` came from `tsg_redirect_new()` (type invariant) and is
+        // freed once, here; freeing disables the redirection first.
+        unsafe { tsg_redirect_free(self.raw.as_ptr()) }
+    }
+}
+
+/// The replacement for `tdx_sept_set_private_spte()`: `helpers.c`'s
+/// function of that prototype, which calls `tsg_kvm_set_private_spte()`.
+pub(crate) fn set_private_spte_replacement() -> usize {
+    // SAFETY: No preconditions.
+    unsafe { tsg_kvm_set_private_spte_replacement() }
+}
+
+/// Calls KVM's `tdx_sept_set_private_spte()` at `orig`.
+///
+/// # Safety
+///
+/// `orig` is that function (from [`lookup`], checked for ENDBR under IBT),
+/// and the arguments are what KVM passed to it on this very call: `kvm` a
+/// live TD with `mmu_lock` held as KVM holds it there, the mirror SPTE still
+/// frozen.
+pub(crate) unsafe fn call_set_private_spte(
+    orig: usize,
+    td: Td<'_>,
+    gfn: u64,
+    old: u64,
+    new: u64,
+    level: i32,
+) -> i32 {
+    // SAFETY: The caller's contract is the original's.
+    unsafe { tsg_kvm_call_set_private_spte(orig, td.kvm(), gfn, old, new, level) }
+}
+
+/// KVM's `is_shadow_present_pte()`.
+pub(crate) fn is_shadow_present(spte: u64) -> bool {
+    // SAFETY: A pure function of its argument.
+    unsafe { tsg_kvm_is_shadow_present(spte) }
+}
+
+/// KVM's `is_last_spte()`.
+pub(crate) fn is_last_spte(spte: u64, level: i32) -> bool {
+    // SAFETY: A pure function of its arguments.
+    unsafe { tsg_kvm_is_last_spte(spte, level) }
+}
+
+impl<'a> Td<'a> {
+    /// `atomic_read(&kvm->online_vcpus)`.
+    pub(crate) fn online_vcpus(self) -> u32 {
+        // SAFETY: The VM is live (`Td`'s invariant).
+        unsafe { tsg_kvm_online_vcpus(self.kvm()) }
+    }
+
+    /// `kvm_get_vcpu(kvm, i)`.
+    pub(crate) fn vcpu(self, i: u32) -> Option<Vcpu<'a>> {
+        // SAFETY: The VM is live; `kvm_get_vcpu()` bounds-checks `i` against
+        // `online_vcpus` and returns NULL beyond it. vCPUs live as long as
+        // the VM.
+        unsafe { Vcpu::from_raw(tsg_kvm_get_vcpu(self.kvm(), i)) }
+    }
+}
+
+impl Vcpu<'_> {
+    /// `kvm_vcpu_exiting_guest_mode()`: a fully ordered
+    /// `cmpxchg(IN_GUEST_MODE, EXITING_GUEST_MODE)`; returns the old mode.
+    pub(crate) fn exiting_guest_mode(self) -> u32 {
+        // SAFETY: The vCPU is live (`Vcpu`'s invariant).
+        unsafe { tsg_kvm_vcpu_exiting_guest_mode(self.as_ptr()) as u32 }
+    }
+
+    /// `kvm_make_request(KVM_REQ_VM_DEAD, vcpu)`.
+    pub(crate) fn request_vm_dead(self) {
+        // SAFETY: The vCPU is live; setting a request bit is atomic.
+        unsafe { tsg_kvm_request_vm_dead(self.as_ptr()) }
+    }
+}

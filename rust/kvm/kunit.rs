@@ -1,0 +1,597 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KUnit: KVM 7.2's own `tdx_sept_set_private_spte()` (and, below it,
+//! `tdh_do_no_vcpus()` and `kvm_make_all_cpus_request()`) run against the
+//! simulated TDX module, with and without the module's hook.
+//!
+//! The TD is fake but built as KVM builds one (`fake_td.c`): a zeroed
+//! `struct kvm_tdx`, `mmu_lock`, `TD_STATE_RUNNABLE`, an HKID, and vCPUs in
+//! `vcpu_array` whose `mode` and `cpu` a kthread drives, honouring
+//! `wait_for_sept_zap` as `tdx_vcpu_run()` does. For the length of a test the
+//! SEAMCALL wrappers (`tdh_mem_page_aug()`, ...) are redirected to the
+//! simulated TDX module; nothing else of KVM is touched.
+
+use kernel::macros::kunit_tests;
+
+use super::bindings::{
+    kvm,
+    kvm_vcpu,
+    Td,
+    Vcpu, //
+};
+use super::hooks::{
+    self,
+    Redirect, //
+};
+use super::{
+    AttachOptions,
+    KvmBackend,
+    Unavailable,
+    TARGET, //
+};
+use crate::kunit::{
+    run_on_cpu,
+    sleep_ms, //
+};
+use crate::platform::{
+    irq::IrqsOff,
+    thread::{
+        Thread,
+        ThreadBody,
+        ThreadCtx, //
+    },
+};
+use crate::policy::{
+    CounterCell,
+    Leaf,
+    Policy,
+    SeptOp,
+    Status, //
+};
+use crate::sim::spin::spin_us;
+use crate::sim::tdx_module::{
+    Enter,
+    Geometry,
+    Latency,
+    TdxModule,
+    ZeroStepState,
+    FREE,
+    PENDING, //
+};
+use core::ffi::{
+    c_int,
+    c_uint,
+    CStr, //
+};
+use kernel::{
+    ffi::c_char,
+    prelude::*,
+    sync::{
+        atomic::{
+            Acquire,
+            Atomic,
+            Relaxed,
+            Release, //
+        },
+        Arc,
+    },
+    time::{
+        Instant,
+        Monotonic, //
+    },
+};
+
+extern "C" {
+    fn tsg_fake_td_new(nr_vcpus: c_uint, cpus: *const c_uint) -> *mut kvm;
+    fn tsg_fake_td_free(kvm: *mut kvm);
+    fn tsg_fake_td_read_lock(kvm: *mut kvm);
+    fn tsg_fake_td_read_unlock(kvm: *mut kvm);
+    fn tsg_fake_td_write_lock(kvm: *mut kvm);
+    fn tsg_fake_td_write_unlock(kvm: *mut kvm);
+    fn tsg_fake_vcpu_enter(vcpu: *mut kvm_vcpu) -> bool;
+    fn tsg_fake_vcpu_kicked(vcpu: *mut kvm_vcpu) -> bool;
+    fn tsg_fake_vcpu_exit(vcpu: *mut kvm_vcpu);
+    fn tsg_fake_vcpu_vm_dead_requested(vcpu: *mut kvm_vcpu) -> bool;
+    fn tsg_fake_seamcall_wrapper(i: c_uint, name: *mut *const c_char) -> usize;
+    fn tsg_fake_td_set_private_spte(
+        fn_: usize,
+        kvm: *mut kvm,
+        gfn: u64,
+        old: u64,
+        new: u64,
+        level: c_int,
+    ) -> c_int;
+    fn tsg_fake_present_leaf_spte(pfn: u64) -> u64;
+    fn tsg_fake_nonpresent_spte() -> u64;
+}
+
+/// The simulated TDX module behind the SEAMCALL stand-ins, while a test runs.
+static MODULE: Atomic<usize> = Atomic::new(0);
+
+/// Runs one SEAMCALL for `fake_td.c`'s stand-ins.
+#[no_mangle]
+extern "C" fn tsg_fake_seamcall(leaf: u32, gpa: u64, level: c_int) -> u64 {
+    let module = MODULE.load(Acquire) as *const TdxModule;
+    if module.is_null() {
+        return crate::policy::status::TDX_ERROR;
+    }
+    let leaf = match leaf {
+        0 => Leaf::MemPageAug,
+        1 => Leaf::MemSeptAdd,
+        2 => Leaf::MemRangeBlock,
+        3 => Leaf::MemTrack,
+        _ => Leaf::MemPageRemove,
+    };
+    // SAFETY: `MODULE` is set only while the `FakeTd` owning the module is
+    // alive, and cleared (after its redirections are gone) before it drops.
+    let module = unsafe { &*module };
+    module
+        .seamcall(&SeptOp {
+            leaf,
+            gpa,
+            level: level as u8,
+        })
+        .raw()
+}
+
+/// The guest page the tests map.
+const X: u64 = 0x5000;
+/// The lowest S-EPT level: `PG_LEVEL_4K`.
+const PG_LEVEL_4K: i32 = 1;
+
+/// A fake vCPU's thread: enters the "guest" over and over.
+struct FakeVcpu {
+    kvm: usize,
+    module: Arc<KBox<TdxModule>>,
+    /// 1 + a GPA whose entry the guest keeps locked (a long ACCEPT) until
+    /// kicked, or 0.
+    hog: Atomic<u64>,
+    /// Whether the guest ignores kicks (interrupts off, no exit) while it
+    /// hogs.
+    stuck: Atomic<bool>,
+    /// Entries refused by `wait_for_sept_zap`, and kicks seen.
+    refused: Atomic<u64>,
+    kicks_seen: Atomic<u64>,
+}
+
+impl FakeVcpu {
+    fn vcpu(&self) -> *mut kvm_vcpu {
+        // SAFETY: The fake TD outlives this thread (`FakeTd` stops the
+        // thread before freeing the TD); vCPU 0 exists.
+        unsafe { Td::from_kvm(self.kvm as *mut kvm) }
+            .and_then(|td| td.vcpu(0))
+            .map_or(core::ptr::null_mut(), Vcpu::as_ptr)
+    }
+}
+
+impl ThreadBody for FakeVcpu {
+    fn run(&self, ctx: &ThreadCtx) {
+        let vcpu = self.vcpu();
+        let zs = ZeroStepState::new();
+        while !ctx.should_stop() {
+            {
+                let _irqs = IrqsOff::new();
+                // SAFETY: `vcpu` is the fake TD's live vCPU 0.
+                if !unsafe { tsg_fake_vcpu_enter(vcpu) } {
+                    self.refused.add(1, Relaxed);
+                } else {
+                    if let Enter::Entered { epoch } = self.module.vp_enter(&zs) {
+                        match self.hog.load(Acquire) {
+                            0 => spin_us(5),
+                            gpa if self.stuck.load(Relaxed) => {
+                                let _ = self.module.guest_long_accept(gpa - 1, || true);
+                            }
+                            gpa => {
+                                // SAFETY: As above.
+                                let kicked = || unsafe { tsg_fake_vcpu_kicked(vcpu) };
+                                let _ = self.module.guest_long_accept(gpa - 1, || !kicked());
+                                if kicked() {
+                                    self.kicks_seen.add(1, Relaxed);
+                                }
+                            }
+                        }
+                        self.module.td_exit(epoch);
+                    }
+                    // SAFETY: As above.
+                    unsafe { tsg_fake_vcpu_exit(vcpu) };
+                }
+            }
+            ctx.pause();
+        }
+    }
+}
+
+/// A fake TD, its simulated TDX module, the SEAMCALL redirections and one
+/// fake vCPU on CPU 1.
+struct FakeTd {
+    // Dropped in this order: the vCPU thread, the redirections, the TD.
+    vcpu: Option<Thread<FakeVcpu>>,
+    _seamcalls: KVec<Redirect>,
+    module: Arc<KBox<TdxModule>>,
+    kvm: *mut kvm,
+}
+
+impl FakeTd {
+    fn new() -> Result<Self> {
+        let module = Arc::new(
+            KBox::new(
+                TdxModule::new(
+                    Geometry {
+                        pages: 64,
+                        pages_per_table: 16,
+                    },
+                    Latency {
+                        seamcall_us: 1,
+                        accept_us: 1,
+                    },
+                )?,
+                GFP_KERNEL,
+            )?,
+            GFP_KERNEL,
+        )?;
+        let cpus = [1u32];
+        // SAFETY: `cpus` holds one CPU number per vCPU.
+        let kvm = unsafe { tsg_fake_td_new(1, cpus.as_ptr()) };
+        if kvm.is_null() {
+            return Err(ENOMEM);
+        }
+        let mut this = Self {
+            vcpu: None,
+            _seamcalls: KVec::new(),
+            module,
+            kvm,
+        };
+        MODULE.store(
+            core::ptr::from_ref::<TdxModule>(&this.module) as usize,
+            Release,
+        );
+        for i in 0.. {
+            let mut name: *const c_char = core::ptr::null();
+            // SAFETY: `name` is valid for writes.
+            let replacement = unsafe { tsg_fake_seamcall_wrapper(i, &mut name) };
+            if replacement == 0 {
+                break;
+            }
+            // SAFETY: `name` points to a string literal in `fake_td.c`.
+            let name = unsafe { CStr::from_char_ptr(name) };
+            let target = hooks::lookup(name).ok_or(ENOENT)?;
+            // SAFETY: `target` is the start of the SEAMCALL wrapper `name` and
+            // the replacement is `fake_td.c`'s stand-in of the same prototype.
+            let redirect = unsafe { Redirect::new(name, target, replacement)? };
+            this._seamcalls.push(redirect, GFP_KERNEL)?;
+        }
+        // The S-EPT page above X, as a TD that already faulted nearby has it.
+        let table = SeptOp {
+            leaf: Leaf::MemSeptAdd,
+            gpa: 0,
+            level: 2,
+        };
+        if this.module.seamcall(&table) != Status::SUCCESS {
+            return Err(EINVAL);
+        }
+        Ok(this)
+    }
+
+    fn td(&self) -> Td<'_> {
+        // SAFETY: `kvm` is the live fake TD, freed only in `drop`.
+        unsafe { Td::from_kvm(self.kvm) }.expect("fake TD")
+    }
+
+    /// Starts the fake vCPU's thread on CPU 1, hogging `hog` if given.
+    fn start_vcpu(&mut self, hog: Option<u64>, stuck: bool) -> Result<Arc<FakeVcpu>> {
+        let body = Arc::new(
+            FakeVcpu {
+                kvm: self.kvm as usize,
+                module: self.module.clone(),
+                hog: Atomic::new(hog.map_or(0, |g| g + 1)),
+                stuck: Atomic::new(stuck),
+                refused: Atomic::new(0),
+                kicks_seen: Atomic::new(0),
+            },
+            GFP_KERNEL,
+        )?;
+        let cpu = crate::platform::online_cpu(1).ok_or(EINVAL)?;
+        self.vcpu = Some(Thread::spawn(
+            body.clone(),
+            Some(cpu),
+            c"tsg_fake_vcpu/%u",
+            0,
+        )?);
+        if hog.is_some() {
+            // Wait (bounded) until the guest holds the entry.
+            for _ in 0..2000 {
+                if self.module.page_locked(X) {
+                    break;
+                }
+                sleep_ms(1);
+            }
+        }
+        Ok(body)
+    }
+
+    /// What KVM's TDP MMU does to map X: `tdx_sept_set_private_spte()` under
+    /// the read side of `mmu_lock` (redirected if the hook is attached).
+    /// Runs on CPU 0, away from the vCPU. Returns KVM's result and how long
+    /// it took, in milliseconds.
+    fn map_x(&self) -> Result<(i32, i64)> {
+        let orig = hooks::lookup(TARGET).ok_or(ENOENT)?;
+        let kvm = self.kvm as usize;
+        run_on_cpu(0, move || {
+            let kvm = kvm as *mut kvm;
+            let start = Instant::<Monotonic>::now();
+            // SAFETY: The fake TD is live while the test waits for this;
+            // the SPTE values are KVM's for a 4K private page; `mmu_lock` is
+            // held for read, as KVM's fault path holds it.
+            let ret = unsafe {
+                tsg_fake_td_read_lock(kvm);
+                let r = tsg_fake_td_set_private_spte(
+                    orig,
+                    kvm,
+                    X >> 12,
+                    tsg_fake_nonpresent_spte(),
+                    tsg_fake_present_leaf_spte(0x1234),
+                    PG_LEVEL_4K,
+                );
+                tsg_fake_td_read_unlock(kvm);
+                r
+            };
+            (ret, start.elapsed().as_millis())
+        })
+    }
+
+    /// KVM's zap of X: `tdx_sept_set_private_spte()` from present to not,
+    /// under the write side of `mmu_lock`.
+    fn unmap_x(&self) -> Result<i32> {
+        let orig = hooks::lookup(TARGET).ok_or(ENOENT)?;
+        let kvm = self.kvm as usize;
+        run_on_cpu(0, move || {
+            let kvm = kvm as *mut kvm;
+            // SAFETY: As in `map_x`, with `mmu_lock` held for write as KVM's
+            // zap path holds it.
+            unsafe {
+                tsg_fake_td_write_lock(kvm);
+                let r = tsg_fake_td_set_private_spte(
+                    orig,
+                    kvm,
+                    X >> 12,
+                    tsg_fake_present_leaf_spte(0x1234),
+                    tsg_fake_nonpresent_spte(),
+                    PG_LEVEL_4K,
+                );
+                tsg_fake_td_write_unlock(kvm);
+                r
+            }
+        })
+    }
+
+    fn vm_dead_requested(&self) -> bool {
+        // SAFETY: vCPU 0 of the live fake TD.
+        self.td()
+            .vcpu(0)
+            .is_some_and(|v| unsafe { tsg_fake_vcpu_vm_dead_requested(v.as_ptr()) })
+    }
+}
+
+impl Drop for FakeTd {
+    fn drop(&mut self) {
+        self.vcpu.take();
+        self._seamcalls.clear();
+        MODULE.store(0, Release);
+        // SAFETY: The thread is stopped and no redirection is left: nothing
+        // uses the TD any more.
+        unsafe { tsg_fake_td_free(self.kvm) };
+    }
+}
+
+/// Attaches the hook to KVM (without a TDX CPU).
+fn attach(kick_timeout_us: u32) -> core::result::Result<KvmBackend, Unavailable> {
+    KvmBackend::attach(AttachOptions {
+        target: TARGET,
+        policy: Policy::DEFAULT,
+        kick_timeout_us,
+        without_tdx_platform: true,
+    })
+}
+
+// A failed KUnit assertion ends the test thread at once, without running
+// destructors; a fake TD or a redirection left behind would outlive the
+// suite. So every test gathers what it saw with everything still up, drops
+// it all, and only then asserts.
+
+/// What a map or unmap of X left behind.
+struct Seen {
+    ret: i32,
+    took_ms: i64,
+    page: Option<u64>,
+    locked_before: bool,
+    kicks_seen: u64,
+    bugged: bool,
+    vm_dead_requested: bool,
+    gate_up_after: bool,
+    /// The policy's and the attach layer's counters, by name.
+    counters: [u64; 12],
+}
+
+/// The counters [`Seen::counters`] holds, in order.
+const SEEN: [&str; 12] = [
+    "ops",
+    "seamcalls",
+    "retries",
+    "retry_successes",
+    "kicks",
+    "vcpus_kicked",
+    "kick_timeouts",
+    "vm_bugs",
+    "kvm_map_calls",
+    "kvm_unmap_calls",
+    "kvm_vm_stops",
+    "kvm_untracked_calls",
+];
+
+/// One scenario: a fake TD with a vCPU (hogging X if `hog`, ignoring kicks
+/// if `stuck`), the hook attached with `kick_timeout_us` unless `None`, the
+/// TDX module stuck busy if `stuck_busy`; maps X first if `premap`, then
+/// maps (or, with `unmap`, unmaps) X.
+fn scenario(
+    hook: Option<u32>,
+    hog: bool,
+    stuck: bool,
+    stuck_busy: bool,
+    premap: bool,
+    unmap: bool,
+) -> Result<Seen> {
+    use crate::policy::CounterTable;
+    let backend = match hook {
+        Some(us) => Some(attach(us).map_err(Unavailable::errno)?),
+        None => None,
+    };
+    let mut td = FakeTd::new()?;
+    if premap && td.map_x()?.0 != 0 {
+        return Err(EINVAL);
+    }
+    let vcpu = td.start_vcpu(hog.then_some(X), stuck)?;
+    let locked_before = td.module.page_locked(X);
+    td.module.set_stuck_busy(stuck_busy);
+    let (ret, took_ms) = if unmap {
+        (td.unmap_x()?, 0)
+    } else {
+        td.map_x()?
+    };
+    td.module.set_stuck_busy(false);
+    let mut counters = [0; 12];
+    if let Some(b) = &backend {
+        for (value, name) in counters.iter_mut().zip(SEEN) {
+            *value = b
+                .state
+                .counters
+                .counter(name)
+                .or_else(|| b.state.attach.counter(name))
+                .map_or(u64::MAX, CounterCell::get);
+        }
+    }
+    let seen = Seen {
+        ret,
+        took_ms,
+        page: td.module.page_state(X),
+        locked_before,
+        kicks_seen: vcpu.kicks_seen.load(Relaxed),
+        bugged: td.td().is_bugged(),
+        vm_dead_requested: td.vm_dead_requested(),
+        gate_up_after: td.td().wait_for_sept_zap(),
+        counters,
+    };
+    drop(td);
+    drop(backend);
+    pr_info!(
+        "kvm scenario: ret {} in {} ms, page {:?}, counters {:?}\n",
+        seen.ret,
+        seen.took_ms,
+        seen.page,
+        seen.counters
+    );
+    Ok(seen)
+}
+
+#[kunit_tests(tdx_sept_guard_kvm)]
+mod tests {
+    use super::*;
+
+    /// The baseline: KVM 7.2 alone hands a busy AUG back as `-EBUSY`.
+    #[test]
+    fn without_the_hook_a_busy_aug_is_ebusy() -> Result {
+        let s = scenario(None, true, false, false, false, false)?;
+        assert!(s.locked_before);
+        assert_eq!(s.ret, EBUSY.to_errno());
+        assert_eq!(s.page, Some(FREE));
+        assert!(!s.bugged);
+        Ok(())
+    }
+
+    /// With the hook: the busy AUG raises KVM's gate, kicks the vCPU out of
+    /// its ACCEPT and succeeds on the one retry.
+    #[test]
+    fn with_the_hook_kick_and_retry_succeeds() -> Result {
+        let s = scenario(Some(100_000), true, false, false, false, false)?;
+        assert!(s.locked_before);
+        assert_eq!(s.ret, 0);
+        assert_eq!(s.page, Some(PENDING));
+        // ops, seamcalls, retries, retry_successes, kicks, vcpus_kicked
+        assert_eq!(&s.counters[..6], &[1, 2, 1, 1, 1, 1]);
+        assert_eq!(s.counters[8], 1);
+        assert!(s.kicks_seen >= 1);
+        assert!(!s.gate_up_after);
+        assert!(!s.bugged);
+        Ok(())
+    }
+
+    /// Busy again after the kick is a TDX-module bug: the VM stops, KVM gets
+    /// an error, the host goes on.
+    #[test]
+    fn busy_after_the_kick_stops_the_vm() -> Result {
+        let s = scenario(Some(100_000), false, false, true, false, false)?;
+        assert_eq!(s.ret, EIO.to_errno());
+        assert!(s.bugged);
+        assert!(s.vm_dead_requested);
+        assert_eq!((s.counters[1], s.counters[7], s.counters[10]), (2, 1, 1));
+        assert!(!s.gate_up_after);
+        Ok(())
+    }
+
+    /// A remove goes through KVM's own `tdh_do_no_vcpus()`, whose kick
+    /// reaches the simulated vCPU; the hook only counts it.
+    #[test]
+    fn removes_go_through_kvms_own_kick() -> Result {
+        let s = scenario(Some(100_000), true, false, false, true, true)?;
+        assert!(s.locked_before);
+        assert_eq!(s.ret, 0);
+        assert_eq!(s.page, Some(FREE));
+        assert!(s.kicks_seen >= 1);
+        assert_eq!(s.counters[9], 1);
+        assert!(!s.bugged);
+        assert!(!s.gate_up_after);
+        Ok(())
+    }
+
+    /// A vCPU that ignores the kick does not hang the hook: the wait ends at
+    /// its deadline and the VM stops.
+    #[test]
+    fn a_stuck_vcpu_never_hangs_the_hook() -> Result {
+        let timeout_ms = 20;
+        let s = scenario(Some(timeout_ms * 1000), true, true, false, false, false)?;
+        assert!(s.locked_before);
+        assert_eq!(s.ret, EIO.to_errno());
+        assert!(s.took_ms >= i64::from(timeout_ms));
+        // The stuck guest holds its entry for up to 100 ms.
+        assert!(s.took_ms < 100);
+        assert_eq!(s.counters[6], 1);
+        assert!(s.bugged);
+        Ok(())
+    }
+
+    #[test]
+    fn refuses_a_missing_symbol() {
+        let r = KvmBackend::attach(AttachOptions {
+            target: c"tsg_no_such_function",
+            policy: Policy::DEFAULT,
+            kick_timeout_us: 1000,
+            without_tdx_platform: true,
+        });
+        let missing = matches!(r, Err(Unavailable::NoKvmTdx));
+        drop(r);
+        assert!(missing);
+    }
+
+    #[test]
+    fn refuses_a_target_another_ipmodify_user_owns() -> Result {
+        let target = hooks::lookup(TARGET).ok_or(ENOENT)?;
+        // SAFETY: The replacement has the target's prototype.
+        let other =
+            unsafe { Redirect::new(TARGET, target, hooks::set_private_spte_replacement())? };
+        let r = attach(1000);
+        let refused = matches!(r, Err(Unavailable::AlreadyHooked));
+        drop(r);
+        drop(other);
+        assert!(refused);
+        Ok(())
+    }
+}
