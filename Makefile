@@ -7,6 +7,8 @@
 #   make run                 set up, build, boot QEMU and show the module at work
 #   make rust-analyzer       write rust-project.json for the module's sources
 #   make rustfmt             format the Rust sources (rustfmtcheck: only check)
+#   make scale-model         run the host scale model (a model, not a measurement);
+#                            table on stdout, CSV in build/bench/scale-model.csv
 #   make clean
 
 # Kbuild reads ./Kbuild when it descends here; this file is only the front end.
@@ -14,7 +16,7 @@
 KDIR ?=
 export KDIR V
 
-.PHONY: all modules kernel setup check run host-test rust-analyzer rustfmt rustfmtcheck clean
+.PHONY: all modules kernel setup check run host-test scale-model rust-analyzer rustfmt rustfmtcheck clean
 
 all modules:
 	@scripts/build-module.sh
@@ -34,6 +36,10 @@ check:
 run:
 	@scripts/run.sh
 
+# SCALE_MODEL_ARGS passes options to the binary (e.g. --kicks 200, --help).
+scale-model:
+	@scripts/scale-model.sh $(SCALE_MODEL_ARGS)
+
 rust-analyzer:
 	@scripts/build-module.sh rust-analyzer
 
@@ -45,7 +51,7 @@ rustfmtcheck:
 
 # Needs no kernel tree: removes Kbuild's products by name.
 clean:
-	rm -rf build rust/policy/target rust-project.json
+	rm -rf build rust/policy/target rust/scale-model/target rust-project.json
 	find . -path ./.git -prune -o -type f \( -name '*.o' -o -name '*.ko' -o -name '*.mod' -o -name '*.mod.c' \
 		-o -name '.*.cmd' -o -name '*.a' -o -name '.*.d' -o -name '*.rmeta' \
 		-o -name modules.order -o -name Module.symvers \) -exec rm -f {} +

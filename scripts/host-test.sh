@@ -3,13 +3,16 @@
 #
 # Host-side tests of the pure-Rust policy crate: unit tests and proptest,
 # the loom models (their own build, with --cfg loom), then clippy and
-# rustfmt; then the scripts' own Python tests (scripts/tests). Writes
-# cargo's and unittest's output to build/host-test.log and ends with
-# `host: N passed, N failed`, the sum of both.
+# rustfmt; the same three for the scale model (rust/scale-model, which
+# runs the policy crate with threads for vCPUs); then the scripts' own
+# Python tests (scripts/tests). Writes cargo's and unittest's output to
+# build/host-test.log and ends with `host: N passed, N failed`, the sum of
+# both.
 
 . "$(dirname "$0")/lib.sh"
 
 crate=$TOP/rust/policy
+scale_model=$TOP/rust/scale-model
 log=$TOP/build/host-test.log
 mkdir -p "$TOP/build"
 : >"$log"
@@ -36,6 +39,10 @@ run "loom models" env RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
 	cargo test --locked --release --test loom
 run "cargo clippy -D warnings" cargo clippy --locked --all-targets -q -- -D warnings
 run "cargo fmt --check" cargo fmt --check
+run_in "$scale_model" "scale model: cargo test" cargo test --locked
+run_in "$scale_model" "scale model: cargo clippy -D warnings" \
+	cargo clippy --locked --all-targets -q -- -D warnings
+run_in "$scale_model" "scale model: cargo fmt --check" cargo fmt --check
 # No __pycache__ left in the tree.
 run_in "$TOP" "python unittest (scripts/tests)" \
 	env PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s scripts/tests -v

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Formats the module's Rust sources with the kernel's rustfmt settings and
-# the policy crate with cargo fmt; with --check, only reports.
+# the policy and scale-model crates with cargo fmt; with --check, only
+# reports.
 
 . "$(dirname "$0")/lib.sh"
 
@@ -17,3 +18,4 @@ config=$KDIR/source/.rustfmt.toml
 # The module root pulls in every other file through its `mod` items.
 rustfmt $check --edition 2021 --config-path "$config" "$TOP/rust/tdx_sept_guard_main.rs"
 (cd "$TOP/rust/policy" && cargo fmt $check)
+(cd "$TOP/rust/scale-model" && cargo fmt $check)
