@@ -158,9 +158,17 @@ void tsg_redirect_free(struct tsg_redirect *r)
 typedef int (*tsg_set_private_spte_fn)(struct kvm *kvm, gfn_t gfn, u64 old_spte, u64 new_spte,
 				       enum pg_level level);
 
-/* KVM's tdx_sept_set_private_spte(), at @fn, past the redirection. */
+/* The status of the last map-leaf SEAMCALL wrapper this CPU returned from. */
+static DEFINE_PER_CPU(u64, tsg_last_map_status);
+
+/*
+ * KVM's tdx_sept_set_private_spte(), at @fn, past the redirection. *@status
+ * gets the raw status of the map SEAMCALL it made, if the per-leaf
+ * kretprobes saw one (KVM turns a busy status into -EBUSY and drops the
+ * operand; this keeps it), else 0.
+ */
 int tsg_kvm_call_set_private_spte(unsigned long fn, struct kvm *kvm, u64 gfn, u64 old_spte,
-				  u64 new_spte, int level)
+				  u64 new_spte, int level, u64 *status)
 {
 	tsg_set_private_spte_fn orig = (tsg_set_private_spte_fn)fn;
 	unsigned long outer;
@@ -168,10 +176,89 @@ int tsg_kvm_call_set_private_spte(unsigned long fn, struct kvm *kvm, u64 gfn, u6
 
 	preempt_disable();
 	outer = this_cpu_xchg(tsg_calling_original, fn);
+	this_cpu_write(tsg_last_map_status, 0);
 	ret = orig(kvm, gfn, old_spte, new_spte, level);
+	*status = this_cpu_read(tsg_last_map_status);
 	this_cpu_write(tsg_calling_original, outer);
 	preempt_enable();
 	return ret;
+}
+
+/*
+ * Per-leaf outcomes: a kretprobe on each S-EPT SEAMCALL wrapper reads the
+ * raw TDX status it returns. Map leaves (AUG, SEPT.ADD, PAGE.ADD) run inside
+ * the module's hook, which counts them with the status kept above; unmap
+ * leaves (BLOCK, TRACK, REMOVE) run in KVM's tdh_do_no_vcpus() and are
+ * counted here, through tsg_kvm_tdh_returned() (rust/kvm/mod.rs).
+ */
+void tsg_kvm_tdh_returned(unsigned int leaf, u64 status);
+
+struct tsg_leaf_probe {
+	struct kretprobe rp;
+	unsigned int leaf;	/* TSG_LEAF_* */
+	bool map;
+	bool registered;
+};
+
+enum { TSG_LEAF_AUG, TSG_LEAF_SEPT_ADD, TSG_LEAF_PAGE_ADD, TSG_LEAF_BLOCK, TSG_LEAF_TRACK,
+	TSG_LEAF_REMOVE, TSG_NR_LEAF_PROBES };
+
+static struct tsg_leaf_probe tsg_leaf_probes[TSG_NR_LEAF_PROBES] = {
+	[TSG_LEAF_AUG] = { .rp.kp.symbol_name = "tdh_mem_page_aug", .map = true },
+	[TSG_LEAF_SEPT_ADD] = { .rp.kp.symbol_name = "tdh_mem_sept_add", .map = true },
+	[TSG_LEAF_PAGE_ADD] = { .rp.kp.symbol_name = "tdh_mem_page_add", .map = true },
+	[TSG_LEAF_BLOCK] = { .rp.kp.symbol_name = "tdh_mem_range_block" },
+	[TSG_LEAF_TRACK] = { .rp.kp.symbol_name = "tdh_mem_track" },
+	[TSG_LEAF_REMOVE] = { .rp.kp.symbol_name = "tdh_mem_page_remove" },
+};
+
+/* A SEAMCALL wrapper returned @status: keep it (map) or count it (unmap). */
+void tsg_kvm_leaf_status(unsigned int leaf, u64 status)
+{
+	if (leaf >= TSG_NR_LEAF_PROBES)
+		return;
+	if (tsg_leaf_probes[leaf].map)
+		this_cpu_write(tsg_last_map_status, status);
+	else
+		tsg_kvm_tdh_returned(leaf, status);
+}
+
+static int tsg_leaf_returned(struct kretprobe_instance *ri, struct pt_regs *regs)
+{
+	struct tsg_leaf_probe *p = container_of(get_kretprobe(ri), struct tsg_leaf_probe, rp);
+
+	tsg_kvm_leaf_status(p->leaf, regs_return_value(regs));
+	return 0;
+}
+
+/* Registers the probes; returns how many of them could be placed. */
+unsigned int tsg_kvm_leaf_probes_register(void)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; i < TSG_NR_LEAF_PROBES; i++) {
+		struct tsg_leaf_probe *p = &tsg_leaf_probes[i];
+
+		p->leaf = i;
+		p->rp.handler = tsg_leaf_returned;
+		p->rp.kp.addr = NULL;
+		p->rp.kp.flags = 0;
+		p->registered = !register_kretprobe(&p->rp);
+		n += p->registered;
+	}
+	return n;
+}
+
+/* Removes them; handlers in progress have finished when this returns. */
+void tsg_kvm_leaf_probes_unregister(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < TSG_NR_LEAF_PROBES; i++) {
+		if (tsg_leaf_probes[i].registered)
+			unregister_kretprobe(&tsg_leaf_probes[i].rp);
+		tsg_leaf_probes[i].registered = false;
+	}
 }
 
 /* In rust/kvm/hooks.rs. */

@@ -25,7 +25,10 @@ void tsg_redirect_disable(struct tsg_redirect *r);
 void tsg_redirect_free(struct tsg_redirect *r);
 
 int tsg_kvm_call_set_private_spte(unsigned long fn, struct kvm *kvm, u64 gfn, u64 old_spte,
-				  u64 new_spte, int level);
+				  u64 new_spte, int level, u64 *status);
+unsigned int tsg_kvm_leaf_probes_register(void);
+void tsg_kvm_leaf_status(unsigned int leaf, u64 status);
+void tsg_kvm_leaf_probes_unregister(void);
 unsigned long tsg_kvm_set_private_spte_replacement(void);
 
 void tsg_kvm_synchronize_rcu(void);

@@ -3,6 +3,8 @@
 //! Safe wrappers over `helpers.c`: finding KVM's functions by name and
 //! redirecting one with ftrace, plus KVM's static inlines.
 
+use crate::policy::Status;
+
 use super::bindings::{
     kvm,
     kvm_vcpu,
@@ -43,7 +45,10 @@ extern "C" {
         old: u64,
         new: u64,
         level: c_int,
+        status: *mut u64,
     ) -> c_int;
+    fn tsg_kvm_leaf_probes_register() -> c_uint;
+    fn tsg_kvm_leaf_probes_unregister();
     fn tsg_kvm_set_private_spte_replacement() -> usize;
     fn tsg_kvm_synchronize_rcu();
     fn tsg_kvm_online_vcpus(kvm: *mut kvm) -> c_uint;
@@ -149,7 +154,9 @@ pub(crate) fn set_private_spte_replacement() -> usize {
     unsafe { tsg_kvm_set_private_spte_replacement() }
 }
 
-/// Calls KVM's `tdx_sept_set_private_spte()` at `orig`.
+/// Calls KVM's `tdx_sept_set_private_spte()` at `orig`; returns what it
+/// returned and the raw status of the map SEAMCALL it made (0 if none was
+/// seen: an unmap, or no probe on that wrapper).
 ///
 /// # Safety
 ///
@@ -164,9 +171,41 @@ pub(crate) unsafe fn call_set_private_spte(
     old: u64,
     new: u64,
     level: i32,
-) -> i32 {
-    // SAFETY: The caller's contract is the original's.
-    unsafe { tsg_kvm_call_set_private_spte(orig, td.kvm(), gfn, old, new, level) }
+) -> (i32, Status) {
+    let mut raw = 0;
+    // SAFETY: The caller's contract is the original's; `raw` is valid for
+    // writes.
+    let ret =
+        unsafe { tsg_kvm_call_set_private_spte(orig, td.kvm(), gfn, old, new, level, &mut raw) };
+    (ret, Status::from_raw(raw))
+}
+
+/// Per-leaf outcomes: kretprobes on the S-EPT SEAMCALL wrappers. Removed on
+/// drop (waiting for handlers in progress).
+pub(crate) struct LeafProbes {
+    /// How many of the six wrappers could be probed.
+    pub(crate) placed: u32,
+}
+
+impl LeafProbes {
+    /// Places the probes; only one set exists (the backend is attached at
+    /// most once, see `ACTIVE` in `mod.rs`).
+    pub(crate) fn register(place: bool) -> Self {
+        if !place {
+            return Self { placed: 0 };
+        }
+        // SAFETY: Called once per attach, from process context; the C side
+        // keeps the probes in static storage.
+        let placed = unsafe { tsg_kvm_leaf_probes_register() };
+        Self { placed }
+    }
+}
+
+impl Drop for LeafProbes {
+    fn drop(&mut self) {
+        // SAFETY: Process context; unregistering what `register` placed.
+        unsafe { tsg_kvm_leaf_probes_unregister() }
+    }
 }
 
 /// KVM's `is_shadow_present_pte()`.

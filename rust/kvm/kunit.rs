@@ -179,7 +179,11 @@ impl ThreadBody for FakeVcpu {
                         match self.hog.load(Acquire) {
                             0 => spin_us(5),
                             gpa if self.stuck.load(Relaxed) => {
-                                let _ = self.module.guest_long_accept(gpa - 1, || true);
+                                // Up to 300 ms in the guest, interrupts off,
+                                // deaf to kicks.
+                                for _ in 0..3 {
+                                    let _ = self.module.guest_long_accept(gpa - 1, || true);
+                                }
                             }
                             gpa => {
                                 // SAFETY: As above.
@@ -299,7 +303,7 @@ impl FakeTd {
         )?);
         if hog.is_some() {
             // Wait (bounded) until the guest holds the entry.
-            for _ in 0..2000 {
+            for _ in 0..5000 {
                 if self.module.page_locked(X) {
                     break;
                 }
@@ -390,6 +394,7 @@ fn attach(kick_timeout_us: u32) -> core::result::Result<KvmBackend, Unavailable>
         policy: Policy::DEFAULT,
         kick_timeout_us,
         without_tdx_platform: true,
+        leaf_probes: false,
     })
 }
 
@@ -409,11 +414,11 @@ struct Seen {
     vm_dead_requested: bool,
     gate_up_after: bool,
     /// The policy's and the attach layer's counters, by name.
-    counters: [u64; 12],
+    counters: [u64; 15],
 }
 
 /// The counters [`Seen::counters`] holds, in order.
-const SEEN: [&str; 12] = [
+const SEEN: [&str; 15] = [
     "ops",
     "seamcalls",
     "retries",
@@ -426,6 +431,9 @@ const SEEN: [&str; 12] = [
     "kvm_unmap_calls",
     "kvm_vm_stops",
     "kvm_untracked_calls",
+    "busy_aug",
+    "busy_block",
+    "busy_operand_other",
 ];
 
 /// One scenario: a fake TD with a vCPU (hogging X if `hog`, ignoring kicks
@@ -458,7 +466,7 @@ fn scenario(
         td.map_x()?
     };
     td.module.set_stuck_busy(false);
-    let mut counters = [0; 12];
+    let mut counters = [0; 15];
     if let Some(b) = &backend {
         for (value, name) in counters.iter_mut().zip(SEEN) {
             *value = b
@@ -483,7 +491,8 @@ fn scenario(
     drop(td);
     drop(backend);
     pr_info!(
-        "kvm scenario: ret {} in {} ms, page {:?}, counters {:?}\n",
+        "kvm scenario: locked before {}, ret {} in {} ms, page {:?}, counters {:?}\n",
+        seen.locked_before,
         seen.ret,
         seen.took_ms,
         seen.page,
@@ -518,6 +527,9 @@ mod tests {
         // ops, seamcalls, retries, retry_successes, kicks, vcpus_kicked
         assert_eq!(&s.counters[..6], &[1, 2, 1, 1, 1, 1]);
         assert_eq!(s.counters[8], 1);
+        // The busy AUG, with its real operand (from the kretprobe), not
+        // KVM's bare -EBUSY.
+        assert_eq!((s.counters[12], s.counters[14]), (1, 0));
         assert!(s.kicks_seen >= 1);
         assert!(!s.gate_up_after);
         assert!(!s.bugged);
@@ -547,6 +559,8 @@ mod tests {
         assert_eq!(s.page, Some(FREE));
         assert!(s.kicks_seen >= 1);
         assert_eq!(s.counters[9], 1);
+        // KVM's busy BLOCK, seen by the kretprobe on tdh_mem_range_block().
+        assert_eq!(s.counters[13], 1);
         assert!(!s.bugged);
         assert!(!s.gate_up_after);
         Ok(())
@@ -561,8 +575,8 @@ mod tests {
         assert!(s.locked_before);
         assert_eq!(s.ret, EIO.to_errno());
         assert!(s.took_ms >= i64::from(timeout_ms));
-        // The stuck guest holds its entry for up to 100 ms.
-        assert!(s.took_ms < 100);
+        // The stuck guest holds its entry for up to 300 ms.
+        assert!(s.took_ms < 300);
         assert_eq!(s.counters[6], 1);
         assert!(s.bugged);
         Ok(())
@@ -575,6 +589,7 @@ mod tests {
             policy: Policy::DEFAULT,
             kick_timeout_us: 1000,
             without_tdx_platform: true,
+            leaf_probes: false,
         });
         let missing = matches!(r, Err(Unavailable::NoKvmTdx));
         drop(r);

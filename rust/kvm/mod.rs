@@ -282,18 +282,21 @@ struct MapCall<'a> {
 
 impl Seamcall for MapCall<'_> {
     /// KVM turns `TDX_OPERAND_BUSY` into `-EBUSY` and reports every other
-    /// failure itself (`TDX_BUG_ON`) as `-EIO`; the operand is not passed
-    /// up, so a busy map counts as an unknown operand here.
-    fn seamcall(&mut self, _: &SeptOp) -> Status {
+    /// failure itself (`TDX_BUG_ON`) as `-EIO`. The operand of a busy
+    /// status comes from the leaf's kretprobe; without one it counts as an
+    /// unknown operand.
+    fn seamcall(&mut self, op: &SeptOp) -> Status {
         // SAFETY: This runs inside the redirected call, with KVM's own
         // arguments and locks (see `tsg_kvm_set_private_spte`).
-        self.ret = unsafe {
+        let (ret, seen) = unsafe {
             hooks::call_set_private_spte(
                 self.orig, self.td, self.gfn, self.old, self.new, self.level,
             )
         };
-        match self.ret {
+        self.ret = ret;
+        match ret {
             0 => Status::SUCCESS,
+            r if r == EBUSY.to_errno() && seen.is_busy_for(op.leaf) => seen,
             r if r == EBUSY.to_errno() => Status::operand_busy(Operand::Other(0)),
             _ => Status::from_raw(crate::policy::status::TDX_ERROR),
         }
@@ -317,6 +320,7 @@ pub(crate) struct KvmState {
 /// Dropping it detaches.
 pub(crate) struct KvmBackend {
     redirect: hooks::Redirect,
+    _leaf_probes: hooks::LeafProbes,
     pub(crate) state: Arc<KvmState>,
 }
 
@@ -335,6 +339,9 @@ pub(crate) struct AttachOptions {
     /// Attach even when the CPU is no TDX host platform: the KUnit suite
     /// drives KVM's code with a fake TD and a simulated TDX module.
     pub(crate) without_tdx_platform: bool,
+    /// Place the per-leaf kretprobes. The KUnit suite redirects the
+    /// SEAMCALL wrappers instead, which a kretprobe cannot share.
+    pub(crate) leaf_probes: bool,
 }
 
 /// Attaches to KVM TDX if it is usable (`mode=auto`, `mode=kvm`).
@@ -344,6 +351,7 @@ pub(crate) fn attach() -> Result<Arc<dyn Backend>, Unavailable> {
         policy: crate::params::policy().map_err(Unavailable::HookFailed)?,
         kick_timeout_us: crate::params::kick_timeout_us().map_err(Unavailable::HookFailed)?,
         without_tdx_platform: false,
+        leaf_probes: true,
     };
     let backend: Arc<dyn Backend> = Arc::new(KvmBackend::attach(opts)?, GFP_KERNEL)
         .map_err(|_| Unavailable::HookFailed(ENOMEM))?;
@@ -385,12 +393,18 @@ impl KvmBackend {
             hooks::Redirect::new(opts.target, orig, hooks::set_private_spte_replacement())
         } {
             Ok(redirect) => {
+                let leaf_probes = hooks::LeafProbes::register(opts.leaf_probes);
                 pr_info!(
-                    "kvm: attached: {} redirected (policy {})\n",
+                    "kvm: attached: {} redirected (policy {}); per-leaf outcomes from {} of 6 SEAMCALL wrappers\n",
                     opts.target.to_str().unwrap_or("?"),
-                    opts.policy.name()
+                    opts.policy.name(),
+                    leaf_probes.placed
                 );
-                Ok(Self { redirect, state })
+                Ok(Self {
+                    redirect,
+                    _leaf_probes: leaf_probes,
+                    state,
+                })
             }
             Err(e) => {
                 ACTIVE.store(0, Release);
@@ -535,7 +549,7 @@ unsafe extern "C" fn tsg_kvm_set_private_spte(
             if hooks::is_shadow_present(old) {
                 backend.attach.kvm_unmap_calls.add(1);
                 // SAFETY: KVM's own arguments, under KVM's own locks.
-                unsafe { hooks::call_set_private_spte(backend.orig, td, gfn, old, new, level) }
+                unsafe { hooks::call_set_private_spte(backend.orig, td, gfn, old, new, level) }.0
             } else {
                 backend.map(td, gfn, old, new, level)
             }
@@ -545,6 +559,26 @@ unsafe extern "C" fn tsg_kvm_set_private_spte(
     };
     IN_FLIGHT.fetch_sub(1, Full);
     ret
+}
+
+/// A kretprobe saw an unmap-leaf SEAMCALL wrapper return `raw`
+/// (`helpers.c`; leaves numbered as its `TSG_LEAF_*`).
+#[no_mangle]
+extern "C" fn tsg_kvm_tdh_returned(leaf: u32, raw: u64) {
+    let leaf = match leaf {
+        3 => Leaf::MemRangeBlock,
+        4 => Leaf::MemTrack,
+        5 => Leaf::MemPageRemove,
+        _ => return,
+    };
+    let status = Status::from_raw(raw);
+    let state = ACTIVE.load(Acquire) as *const KvmState;
+    if state.is_null() || !status.is_busy_for(leaf) {
+        return;
+    }
+    // SAFETY: `ACTIVE` holds a live state while the probes are placed: the
+    // probes are removed (waiting for handlers) before `ACTIVE` is cleared.
+    unsafe { &*state }.counters.count_busy(leaf, status);
 }
 
 impl Drop for KvmBackend {
