@@ -8,8 +8,12 @@
 //! after that sees a `dyn Backend`. The policy core (`policy/`) knows none of
 //! this.
 
+use crate::platform::debugfs::Dir;
 use core::fmt;
-use kernel::prelude::*;
+use kernel::{
+    prelude::*,
+    sync::Arc, //
+};
 
 /// A running backend. Dropping the last reference stops it: threads are
 /// stopped, hooks removed, memory freed.
@@ -22,6 +26,10 @@ pub(crate) trait Backend: Send + Sync {
 
     /// Zeroes every counter (debugfs `reset`); `ENODEV` if there are none.
     fn reset_stats(&self) -> Result;
+
+    /// The module's debugfs root, for a backend with files of its own (the
+    /// KVM backend's per-VM directories).
+    fn debugfs(&self, _root: &Arc<Dir>) {}
 
     /// Why nothing runs, for a backend that does nothing.
     fn idle_reason(&self) -> Option<&'static str> {

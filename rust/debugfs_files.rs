@@ -29,6 +29,7 @@ type Shared = Arc<dyn Backend>;
 
 /// The debugfs root and its files; removed when dropped.
 pub(crate) struct Files {
+    root: Arc<Dir>,
     _version: Pin<KBox<File<()>>>,
     _stats: Pin<KBox<File<Shared>>>,
     _reset: Pin<KBox<File<Shared>>>,
@@ -51,9 +52,15 @@ fn write_reset(backend: &Shared, input: &[u8]) -> Result {
 }
 
 impl Files {
+    /// The `tdx_sept_guard` directory.
+    pub(crate) fn root(&self) -> &Arc<Dir> {
+        &self.root
+    }
+
     pub(crate) fn new(backend: &Shared) -> Result<Self> {
         let root = Dir::new(c"tdx_sept_guard", None)?;
         Ok(Self {
+            root: root.clone(),
             _version: File::new(&root, c"version", (), Some(show_version), None)?,
             _stats: File::new(&root, c"stats", backend.clone(), Some(show_stats), None)?,
             _reset: File::new(&root, c"reset", backend.clone(), None, Some(write_reset))?,

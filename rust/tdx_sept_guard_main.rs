@@ -97,6 +97,7 @@ impl kernel::Module for TdxSeptGuard {
         params::check_all()?;
         let backend = start_backend(mode)?;
         let files = debugfs_files::Files::new(&backend)?;
+        backend.debugfs(files.root());
         let version = platform::param::version().to_str().unwrap_or("?");
         match backend.idle_reason() {
             Some(reason) if mode == Mode::Auto => {

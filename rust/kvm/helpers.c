@@ -310,3 +310,45 @@ bool tsg_kvm_is_last_spte(u64 spte, int level)
 {
 	return is_last_spte(spte, level);
 }
+
+/*
+ * KVM's destruction of a VM, seen when kvm_arch_destroy_vm() returns: by then
+ * its MMU is torn down and no S-EPT call for it can come any more. The entry
+ * handler keeps the struct kvm * for the return handler.
+ */
+void tsg_kvm_vm_destroyed(struct kvm *kvm);
+
+static int tsg_destroy_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
+{
+	*(struct kvm **)ri->data = (struct kvm *)regs_get_kernel_argument(regs, 0);
+	return 0;
+}
+
+static int tsg_destroy_return(struct kretprobe_instance *ri, struct pt_regs *regs)
+{
+	tsg_kvm_vm_destroyed(*(struct kvm **)ri->data);
+	return 0;
+}
+
+static struct kretprobe tsg_destroy_probe = {
+	.kp.symbol_name = "kvm_arch_destroy_vm",
+	.entry_handler = tsg_destroy_entry,
+	.handler = tsg_destroy_return,
+	.data_size = sizeof(struct kvm *),
+};
+static bool tsg_destroy_probe_registered;
+
+bool tsg_kvm_destroy_probe_register(void)
+{
+	tsg_destroy_probe.kp.addr = NULL;
+	tsg_destroy_probe.kp.flags = 0;
+	tsg_destroy_probe_registered = !register_kretprobe(&tsg_destroy_probe);
+	return tsg_destroy_probe_registered;
+}
+
+void tsg_kvm_destroy_probe_unregister(void)
+{
+	if (tsg_destroy_probe_registered)
+		unregister_kretprobe(&tsg_destroy_probe);
+	tsg_destroy_probe_registered = false;
+}

@@ -28,6 +28,8 @@ int tsg_kvm_call_set_private_spte(unsigned long fn, struct kvm *kvm, u64 gfn, u6
 				  u64 new_spte, int level, u64 *status);
 unsigned int tsg_kvm_leaf_probes_register(void);
 void tsg_kvm_leaf_status(unsigned int leaf, u64 status);
+bool tsg_kvm_destroy_probe_register(void);
+void tsg_kvm_destroy_probe_unregister(void);
 void tsg_kvm_leaf_probes_unregister(void);
 unsigned long tsg_kvm_set_private_spte_replacement(void);
 

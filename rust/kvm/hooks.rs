@@ -49,6 +49,8 @@ extern "C" {
     ) -> c_int;
     fn tsg_kvm_leaf_probes_register() -> c_uint;
     fn tsg_kvm_leaf_probes_unregister();
+    fn tsg_kvm_destroy_probe_register() -> bool;
+    fn tsg_kvm_destroy_probe_unregister();
     fn tsg_kvm_set_private_spte_replacement() -> usize;
     fn tsg_kvm_synchronize_rcu();
     fn tsg_kvm_online_vcpus(kvm: *mut kvm) -> c_uint;
@@ -205,6 +207,30 @@ impl Drop for LeafProbes {
     fn drop(&mut self) {
         // SAFETY: Process context; unregistering what `register` placed.
         unsafe { tsg_kvm_leaf_probes_unregister() }
+    }
+}
+
+/// A kretprobe on `kvm_arch_destroy_vm()`: tells the backend when KVM has
+/// destroyed a VM. Removed on drop (waiting for handlers in progress).
+pub(crate) struct DestroyProbe {
+    /// Whether it could be placed.
+    pub(crate) placed: bool,
+}
+
+impl DestroyProbe {
+    /// Places the probe (once per attach, see `LeafProbes::register`).
+    pub(crate) fn register() -> Self {
+        // SAFETY: Process context; the C side keeps the probe in static
+        // storage.
+        let placed = unsafe { tsg_kvm_destroy_probe_register() };
+        Self { placed }
+    }
+}
+
+impl Drop for DestroyProbe {
+    fn drop(&mut self) {
+        // SAFETY: Process context; removes what `register` placed.
+        unsafe { tsg_kvm_destroy_probe_unregister() }
     }
 }
 

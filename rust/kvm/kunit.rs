@@ -33,6 +33,7 @@ use crate::kunit::{
     run_on_cpu,
     sleep_ms, //
 };
+use crate::platform::sync::KCounter;
 use crate::platform::{
     irq::IrqsOff,
     thread::{
@@ -43,6 +44,7 @@ use crate::platform::{
 };
 use crate::policy::{
     CounterCell,
+    Counters,
     Leaf,
     Policy,
     SeptOp,
@@ -468,13 +470,16 @@ fn scenario(
     td.module.set_stuck_busy(false);
     let mut counters = [0; 15];
     if let Some(b) = &backend {
+        // The totals over every VM, as the `stats` file shows them.
+        let totals = b.state.vms.totals(&b.state.counters);
         for (value, name) in counters.iter_mut().zip(SEEN) {
-            *value = b
-                .state
-                .counters
-                .counter(name)
-                .or_else(|| b.state.attach.counter(name))
-                .map_or(u64::MAX, CounterCell::get);
+            let policy = Counters::<KCounter>::COUNTERS
+                .iter()
+                .position(|d| d.name == name)
+                .and_then(|i| totals.get(i).copied());
+            *value = policy
+                .or_else(|| b.state.attach.counter(name).map(CounterCell::get))
+                .unwrap_or(u64::MAX);
         }
     }
     let seen = Seen {
@@ -579,6 +584,42 @@ mod tests {
         assert!(s.took_ms < 300);
         assert_eq!(s.counters[6], 1);
         assert!(s.bugged);
+        Ok(())
+    }
+
+    /// A VM gets state and a debugfs directory on its first map; when KVM
+    /// destroys it (the kretprobe's handler, called here as the probe
+    /// would), the state goes and its counters stay in the totals.
+    #[test]
+    fn per_vm_state_lives_as_long_as_the_vm() -> Result {
+        let (tracked, dir, after, ops) = {
+            let backend = attach(100_000).map_err(Unavailable::errno)?;
+            backend
+                .state
+                .vms
+                .set_root(&crate::platform::debugfs::Dir::new(c"tsg_kunit_vms", None)?);
+            let td = FakeTd::new()?;
+            let _ = td.map_x()?;
+            let tracked = backend.state.vms.len();
+            let key = td.kvm as usize;
+            let mut dir = None;
+            for _ in 0..1000 {
+                dir = backend.state.vms.files_of(key);
+                if dir.is_some() {
+                    break;
+                }
+                sleep_ms(1);
+            }
+            super::super::tsg_kvm_vm_destroyed(td.kvm);
+            let after = backend.state.vms.len();
+            let ops = backend.state.vms.totals(&backend.state.counters)[0];
+            (tracked, dir, after, ops)
+        };
+        assert_eq!(tracked, 1);
+        // `<pid>-<n>`: a fake TD has no `stats_id`, so pid 0.
+        assert!(dir.is_some_and(|d| d.to_bytes().starts_with(b"0-")));
+        assert_eq!(after, 0);
+        assert_eq!(ops, 1);
         Ok(())
     }
 

@@ -19,6 +19,7 @@ mod bindings;
 pub(crate) mod hooks;
 #[cfg(CONFIG_KUNIT)]
 mod kunit;
+mod vm;
 
 use crate::backend::Backend;
 use crate::platform::{
@@ -56,7 +57,6 @@ use bindings::{
 use core::ffi::c_int;
 use kernel::{
     cpu::nr_cpu_ids,
-    new_spinlock,
     prelude::*,
     processor::cpu_relax,
     sync::{
@@ -75,9 +75,6 @@ use kernel::{
 
 /// The KVM function the backend redirects.
 const TARGET: &CStr = c"tdx_sept_set_private_spte";
-
-/// At most this many VMs get per-VM state; later ones pass through, counted.
-const MAX_VMS: usize = 1024;
 
 /// Why the module did not attach to KVM TDX.
 #[derive(Clone, Copy, Debug)]
@@ -132,8 +129,6 @@ counter_table! {
         /// Map calls passed through without the policy: no per-VM state
         /// could be had (out of memory, or more than 1024 VMs).
         kvm_untracked_calls: "kvm",
-        /// VMs the backend keeps state for.
-        kvm_vms: "kvm",
         /// VMs the backend stopped (second busy, or a kick timed out).
         kvm_vm_stops: "kvm",
     }
@@ -201,18 +196,6 @@ impl Atomic64 for GateCell<'_> {
     fn fetch_sub(&self, v: u64) -> u64 {
         self.update(|cur| cur.wrapping_sub(v))
     }
-}
-
-/// What the backend keeps per VM.
-#[pin_data]
-struct VmState {
-    /// The `struct kvm`, as a key: never dereferenced through this.
-    kvm: usize,
-    /// Kickers holding the gate (see [`GateCell`]).
-    #[pin]
-    kickers: SpinLock<u64>,
-    /// One asynchronous IPI slot per CPU.
-    ipis: IpiSet,
 }
 
 /// The VM's vCPUs, as the policy's kicker sees them.
@@ -310,10 +293,11 @@ pub(crate) struct KvmState {
     policy: Policy,
     kick_timeout_ns: u64,
     clock: KClock,
+    /// Counts made outside any one VM: the unmap leaves' busy statuses.
     pub(crate) counters: Counters<KCounter>,
     pub(crate) attach: AttachCounters<KCounter>,
     #[pin]
-    vms: SpinLock<KVec<Arc<VmState>>>,
+    vms: vm::Vms,
 }
 
 /// The attached backend: the redirection and the state it calls into.
@@ -321,6 +305,7 @@ pub(crate) struct KvmState {
 pub(crate) struct KvmBackend {
     redirect: hooks::Redirect,
     _leaf_probes: hooks::LeafProbes,
+    _destroy_probe: hooks::DestroyProbe,
     pub(crate) state: Arc<KvmState>,
 }
 
@@ -370,18 +355,18 @@ impl KvmBackend {
             return Err(Unavailable::NoEndbr);
         }
         let state = Arc::pin_init(
-            pin_init!(KvmState {
+            try_pin_init!(KvmState {
                 orig,
                 policy: opts.policy,
                 kick_timeout_ns: u64::from(opts.kick_timeout_us) * 1000,
                 clock: KClock::new(),
                 counters: Counters::new(),
                 attach: AttachCounters::new(),
-                vms <- new_spinlock!(KVec::new(), "KvmState::vms"),
-            }),
+                vms <- vm::Vms::new(),
+            }? Error),
             GFP_KERNEL,
         )
-        .map_err(|_| Unavailable::HookFailed(ENOMEM))?;
+        .map_err(Unavailable::HookFailed)?;
         let ptr = core::ptr::from_ref::<KvmState>(&state) as usize;
         if ACTIVE.cmpxchg(0, ptr, Full).is_err() {
             return Err(Unavailable::Busy);
@@ -394,15 +379,22 @@ impl KvmBackend {
         } {
             Ok(redirect) => {
                 let leaf_probes = hooks::LeafProbes::register(opts.leaf_probes);
+                let destroy_probe = hooks::DestroyProbe::register();
                 pr_info!(
-                    "kvm: attached: {} redirected (policy {}); per-leaf outcomes from {} of 6 SEAMCALL wrappers\n",
+                    "kvm: attached: {} redirected (policy {}); per-leaf outcomes from {} of 6 SEAMCALL wrappers; per-VM state freed {}\n",
                     opts.target.to_str().unwrap_or("?"),
                     opts.policy.name(),
-                    leaf_probes.placed
+                    leaf_probes.placed,
+                    if destroy_probe.placed {
+                        "when KVM destroys the VM"
+                    } else {
+                        "only at detach (no probe on kvm_arch_destroy_vm)"
+                    }
                 );
                 Ok(Self {
                     redirect,
                     _leaf_probes: leaf_probes,
+                    _destroy_probe: destroy_probe,
                     state,
                 })
             }
@@ -419,31 +411,6 @@ impl KvmBackend {
 }
 
 impl KvmState {
-    /// The VM's state, made on first use. This runs under `mmu_lock` (a
-    /// spinning lock): allocations do not sleep.
-    fn vm_state(&self, kvm: *mut kvm) -> Option<Arc<VmState>> {
-        let key = kvm as usize;
-        let mut vms = self.vms.lock();
-        if let Some(vm) = vms.iter().find(|vm| vm.kvm == key) {
-            return Some(vm.clone());
-        }
-        if vms.len() >= MAX_VMS {
-            return None;
-        }
-        let state = Arc::pin_init(
-            try_pin_init!(VmState {
-                kvm: key,
-                kickers <- new_spinlock!(0, "VmState::kickers"),
-                ipis: IpiSet::new_atomic(nr_cpu_ids())?,
-            }? Error),
-            GFP_ATOMIC,
-        )
-        .ok()?;
-        vms.push(state.clone(), GFP_ATOMIC).ok()?;
-        self.attach.kvm_vms.add(1);
-        Some(state)
-    }
-
     /// The map call, under the policy.
     fn map(&self, td: Td<'_>, gfn: u64, old: u64, new: u64, level: i32) -> i32 {
         let mut call = MapCall {
@@ -455,7 +422,7 @@ impl KvmState {
             level,
             ret: 0,
         };
-        let Some(vm) = self.vm_state(td.kvm()) else {
+        let Some(vm) = self.vms.get_or_make(td.kvm()) else {
             self.attach.kvm_untracked_calls.add(1);
             let _ = call.seamcall(&SeptOp::new_4k(Leaf::MemPageAug, gfn << 12));
             return call.ret;
@@ -483,7 +450,7 @@ impl KvmState {
             clock: &self.clock,
             timeout_ns: self.kick_timeout_ns,
         };
-        let exec = Executor::new(self.policy, &gate, &vcpus, &self.counters, &self.clock);
+        let exec = Executor::new(self.policy, &gate, &vcpus, &vm.counters, &self.clock);
         match exec.run(&op, &mut call) {
             Outcome::Done { .. } => 0,
             Outcome::Error { .. } => call.ret,
@@ -581,6 +548,17 @@ extern "C" fn tsg_kvm_tdh_returned(leaf: u32, raw: u64) {
     unsafe { &*state }.counters.count_busy(leaf, status);
 }
 
+/// KVM destroyed a VM (`helpers.c`'s kretprobe on `kvm_arch_destroy_vm()`).
+#[no_mangle]
+extern "C" fn tsg_kvm_vm_destroyed(kvm: *mut kvm) {
+    let state = ACTIVE.load(Acquire) as *const KvmState;
+    if !state.is_null() {
+        // SAFETY: As in `tsg_kvm_tdh_returned`: the probe is removed before
+        // `ACTIVE` is cleared.
+        unsafe { &*state }.vms.destroyed(kvm as usize);
+    }
+}
+
 impl Drop for KvmBackend {
     fn drop(&mut self) {
         self.redirect.disable();
@@ -601,14 +579,25 @@ impl Backend for KvmBackend {
         "kvm"
     }
 
+    /// The totals: every VM's counters (gone ones included) and the unmap
+    /// leaves', then the attach layer's.
     fn render_stats(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        self.state.counters.render(f)?;
-        self.state.attach.render(f)
+        let totals = self.state.vms.totals(&self.state.counters);
+        for (desc, value) in Counters::<KCounter>::COUNTERS.iter().zip(totals) {
+            writeln!(f, "{} {}", desc.name, value)?;
+        }
+        self.state.attach.render(f)?;
+        writeln!(f, "kvm_vms_tracked {}", self.state.vms.len())
     }
 
     fn reset_stats(&self) -> Result {
         self.state.counters.reset();
+        self.state.vms.reset();
         self.state.attach.reset();
         Ok(())
+    }
+
+    fn debugfs(&self, root: &Arc<crate::platform::debugfs::Dir>) {
+        self.state.vms.set_root(root);
     }
 }

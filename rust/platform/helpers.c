@@ -19,6 +19,7 @@
 #include <linux/spinlock.h>
 #include <linux/uaccess.h>
 #include <linux/wait_bit.h>
+#include <linux/workqueue.h>
 
 #include "helpers.h"
 
@@ -307,4 +308,16 @@ struct dentry *tsg_debugfs_create_file(const char *name, struct dentry *parent,
 void tsg_debugfs_remove(struct dentry *dentry)
 {
 	debugfs_remove(dentry);
+}
+
+/* A workqueue of the module's own, so that unloading can wait for its work. */
+struct workqueue_struct *tsg_workqueue_alloc(const char *name)
+{
+	return alloc_workqueue("%s", WQ_UNBOUND, 0, name);
+}
+
+/* Runs every queued work item to completion, then frees the queue. */
+void tsg_workqueue_destroy(struct workqueue_struct *wq)
+{
+	destroy_workqueue(wq);
 }

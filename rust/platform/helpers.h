@@ -17,6 +17,7 @@ struct lock_class_key;
 struct seq_file;
 struct task_struct;
 struct tsg_ipi_set;
+struct workqueue_struct;
 typedef struct rwlock rwlock_t;
 
 const char *tsg_version(void);
@@ -63,5 +64,8 @@ struct dentry *tsg_debugfs_create_dir(const char *name, struct dentry *parent);
 struct dentry *tsg_debugfs_create_file(const char *name, struct dentry *parent,
 				       struct tsg_debugfs_file *file);
 void tsg_debugfs_remove(struct dentry *dentry);
+
+struct workqueue_struct *tsg_workqueue_alloc(const char *name);
+void tsg_workqueue_destroy(struct workqueue_struct *wq);
 
 #endif

@@ -18,6 +18,7 @@ pub(crate) mod param;
 pub(crate) mod rwlock;
 pub(crate) mod sync;
 pub(crate) mod thread;
+pub(crate) mod workqueue;
 
 /// Number of online CPUs.
 pub(crate) fn num_online_cpus() -> u32 {
