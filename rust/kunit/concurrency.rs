@@ -45,11 +45,14 @@ mod tests {
             latency: Latency {
                 seamcall_us: 20,
                 accept_us: 100,
+                round_trip_us: 0,
             },
             policy: Policy::DEFAULT,
             kick_timeout_us: super::super::TEST_KICK_TIMEOUT_US,
             contention_pct: 60,
             hot_pages: 4,
+            guest_run: 1,
+            seed: 0,
         })?;
         let work = Workload::start(vm.clone(), OPS_PER_VCPU)?;
         let finished = work.wait(300_000);
