@@ -24,7 +24,7 @@ root=$TOP/build/initramfs
 rm -rf "$root"
 mkdir -p "$root/bin" "$root/proc" "$root/sys" "$root/dev" "$root/tmp"
 cp "$busybox" "$root/bin/busybox"
-for applet in sh mount cat echo ls insmod rmmod sleep reboot grep sed seq; do
+for applet in sh mount cat echo ls insmod rmmod sleep usleep reboot grep sed seq; do
 	ln -s busybox "$root/bin/$applet"
 done
 cp "$ko" "$root/tdx_sept_guard.ko"
