@@ -16,7 +16,7 @@
 . "$(dirname "$0")/lib.sh"
 
 MATPLOTLIB_VERSION=3.10.8
-ops=${BENCH_OPS:-2000}
+ops=${BENCH_OPS:-3000}
 seed=${BENCH_SEED:-1}
 vcpus_list=${BENCH_VCPUS:-1 2 4}
 policies=${BENCH_POLICIES:-kick_and_retry upstream72 blind_retry}
