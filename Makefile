@@ -5,6 +5,7 @@
 #   make KDIR=/path/to/build build it against your own Rust-enabled kernel build tree
 #   make check               set up, build, run host tests and KUnit suites in QEMU
 #   make run                 set up, build, boot QEMU and show the module at work
+#   make bench               set up, build, run the policy benchmark in QEMU (build/bench/)
 #   make rust-analyzer       write rust-project.json for the module's sources
 #   make rustfmt             format the Rust sources (rustfmtcheck: only check)
 #   make scale-model         run the host scale model (a model, not a measurement);
@@ -16,7 +17,7 @@
 KDIR ?=
 export KDIR V
 
-.PHONY: all modules kernel setup check run host-test scale-model rust-analyzer rustfmt rustfmtcheck clean
+.PHONY: all modules kernel setup check run bench host-test scale-model rust-analyzer rustfmt rustfmtcheck clean
 
 all modules:
 	@scripts/build-module.sh
@@ -39,6 +40,9 @@ run:
 # SCALE_MODEL_ARGS passes options to the binary (e.g. --kicks 200, --help).
 scale-model:
 	@scripts/scale-model.sh $(SCALE_MODEL_ARGS)
+
+bench:
+	@scripts/bench.sh
 
 rust-analyzer:
 	@scripts/build-module.sh rust-analyzer

@@ -31,6 +31,12 @@ pub(crate) trait Backend: Send + Sync {
     /// KVM backend's per-VM directories).
     fn debugfs(&self, _root: &Arc<Dir>) {}
 
+    /// Writes the latency histograms (debugfs `latency`), or a `#` line
+    /// saying there are none.
+    fn render_latency(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "# no latency histograms in mode={}", self.mode())
+    }
+
     /// Why nothing runs, for a backend that does nothing.
     fn idle_reason(&self) -> Option<&'static str> {
         None

@@ -5,7 +5,10 @@
 //! - `version`: the module's version (as `modinfo` shows it);
 //! - `stats`: the backend's counters, one `name value` line each (or a
 //!   `# idle: ...` line saying why there are none);
-//! - `reset`: write `1` to zero the counters; anything else is `EINVAL`.
+//! - `latency`: the backend's latency histograms (the simulator's), one
+//!   `name low high count` line per non-empty bucket;
+//! - `reset`: write `1` to zero the counters and histograms; anything else
+//!   is `EINVAL`.
 //!
 //! Every file is root-only (0400 to read, 0200 to write), and an open file
 //! keeps the module loaded (see [`crate::platform::debugfs`]).
@@ -32,6 +35,7 @@ pub(crate) struct Files {
     root: Arc<Dir>,
     _version: Pin<KBox<File<()>>>,
     _stats: Pin<KBox<File<Shared>>>,
+    _latency: Pin<KBox<File<Shared>>>,
     _reset: Pin<KBox<File<Shared>>>,
 }
 
@@ -41,6 +45,10 @@ fn show_version(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
 
 fn show_stats(backend: &Shared, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     backend.render_stats(f)
+}
+
+fn show_latency(backend: &Shared, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    backend.render_latency(f)
 }
 
 /// Accepts exactly `1`, with or without a trailing newline.
@@ -63,6 +71,7 @@ impl Files {
             root: root.clone(),
             _version: File::new(&root, c"version", (), Some(show_version), None)?,
             _stats: File::new(&root, c"stats", backend.clone(), Some(show_stats), None)?,
+            _latency: File::new(&root, c"latency", backend.clone(), Some(show_latency), None)?,
             _reset: File::new(&root, c"reset", backend.clone(), None, Some(write_reset))?,
         })
     }

@@ -97,11 +97,24 @@ pub(crate) fn check_all() -> Result {
     policy()?;
     kick_timeout_us()?;
     contention()?;
+    guest_run()?;
     in_range("vcpus", *module_parameters::vcpus.value(), 1, MAX_VCPUS).map(|_| ())
 }
 
 fn contention() -> Result<u32> {
     in_range("contention", *module_parameters::contention.value(), 0, 100)
+}
+
+/// The simulated TD's private memory, in 4K pages.
+const SIM_PAGES: usize = 1024;
+
+fn guest_run() -> Result<u32> {
+    in_range(
+        "guest_run",
+        *module_parameters::guest_run.value(),
+        1,
+        SIM_PAGES as u32 / 2,
+    )
 }
 
 /// The simulated VM's shape when the module runs in `mode=sim`.
@@ -121,16 +134,19 @@ pub(crate) fn sim_config() -> Result<SimConfig> {
     Ok(SimConfig {
         nr_vcpus: vcpus,
         geometry: Geometry {
-            pages: 1024,
+            pages: SIM_PAGES,
             pages_per_table: 16,
         },
         latency: Latency {
             seamcall_us: 2,
             accept_us: 2,
+            round_trip_us: 1,
         },
         policy: policy()?,
         kick_timeout_us: kick_timeout_us()?,
         contention_pct: contention()?,
         hot_pages: 8,
+        guest_run: guest_run()?,
+        seed: *module_parameters::seed.value(),
     })
 }

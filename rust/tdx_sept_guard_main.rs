@@ -48,6 +48,14 @@ module! {
             default: 20,
             description: "mode=sim: percent of guest accesses to a small shared set of pages (0-100)",
         },
+        guest_run: u32 {
+            default: 1,
+            description: "mode=sim: pages each simulated guest accepts in a loop at one guest RIP (1-512); above 6 such runs engage the TDX module's zero-step mitigation",
+        },
+        seed: u64 {
+            default: 0,
+            description: "mode=sim: mixed into the fixed seeds of the simulated guests and zap thread; the same seed repeats the same sequence of pages",
+        },
         kick_timeout_ms: u32 {
             default: 100,
             description: "How long a kick waits for vCPU acknowledgements before the VM is stopped (1-10000)",

@@ -24,7 +24,7 @@ root=$TOP/build/initramfs
 rm -rf "$root"
 mkdir -p "$root/bin" "$root/proc" "$root/sys" "$root/dev" "$root/tmp"
 cp "$busybox" "$root/bin/busybox"
-for applet in sh mount cat echo ls insmod rmmod modinfo sleep reboot grep sed seq \
+for applet in sh mount cat echo ls insmod rmmod modinfo sleep usleep reboot grep sed seq \
 	dmesg stat cut rm; do
 	ln -s busybox "$root/bin/$applet"
 done

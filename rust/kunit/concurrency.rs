@@ -45,6 +45,7 @@ mod tests {
             latency: Latency {
                 seamcall_us: 20,
                 accept_us: 100,
+                round_trip_us: 0,
             },
             policy: Policy::DEFAULT,
             // Generous: under TCG on a loaded host a simulated CPU can be
@@ -53,6 +54,8 @@ mod tests {
             kick_timeout_us: 1_000_000,
             contention_pct: 60,
             hot_pages: 4,
+            guest_run: 1,
+            seed: 0,
         })?;
         let work = Workload::start(vm.clone(), OPS_PER_VCPU)?;
         let finished = work.wait(300_000);

@@ -60,11 +60,14 @@ fn test_vm(nr_vcpus: u32, policy: Policy) -> Result<Arc<Vm>> {
         latency: Latency {
             seamcall_us: 1,
             accept_us: 1,
+            round_trip_us: 0,
         },
         policy,
         kick_timeout_us: TEST_KICK_TIMEOUT_US,
         contention_pct: 0,
         hot_pages: 8,
+        guest_run: 1,
+        seed: 0,
     })
 }
 

@@ -30,6 +30,7 @@ mod tests {
             Latency {
                 seamcall_us: 0,
                 accept_us: 0,
+                round_trip_us: 0,
             },
         )
     }
@@ -134,16 +135,16 @@ mod tests {
         let m = module()?;
         let mut zs = ZeroStepState::new();
         for _ in 0..STEPPING_EPF_THRESHOLD {
-            m.ept_violation_exit(&mut zs, X);
+            m.ept_violation_exit(&mut zs, X, X);
             assert!(!zs.active());
         }
         // A fault elsewhere starts over.
-        m.ept_violation_exit(&mut zs, X + 0x1000);
+        m.ept_violation_exit(&mut zs, X + 0x1000, X + 0x1000);
         for _ in 0..STEPPING_EPF_THRESHOLD {
-            m.ept_violation_exit(&mut zs, X);
+            m.ept_violation_exit(&mut zs, X, X);
         }
         assert!(!zs.active());
-        m.ept_violation_exit(&mut zs, X);
+        m.ept_violation_exit(&mut zs, X, X);
         assert!(zs.active());
         assert_eq!(m.stats.sim_mitigation_engaged.get(), 1);
 
@@ -161,6 +162,29 @@ mod tests {
         };
         assert_eq!(m.guest_accept(X), Accept::Accepted);
         m.td_exit(epoch);
+        m.progress_exit(&mut zs);
+        assert!(!zs.active());
+        Ok(())
+    }
+
+    /// KVM's own comment: "a single RIP causing EPT violations for more GFNs
+    /// than the threshold count" engages the mitigation too (a guest's
+    /// loop of 4K ACCEPTs over a large range, say).
+    #[test]
+    fn one_rip_faulting_on_seven_pages_engages_zero_step() -> Result {
+        let m = module()?;
+        let mut zs = ZeroStepState::new();
+        const RIP: u64 = 0x42;
+        for i in 0..u64::from(STEPPING_EPF_THRESHOLD) {
+            m.ept_violation_exit(&mut zs, RIP, X + i * 0x1000);
+            assert!(!zs.active());
+        }
+        let seventh = X + u64::from(STEPPING_EPF_THRESHOLD) * 0x1000;
+        m.ept_violation_exit(&mut zs, RIP, seventh);
+        assert!(zs.active());
+        // Only the pages from the seventh fault on are listed.
+        assert!(matches!(m.vp_enter(&zs), Enter::EptViolation(gpa) if gpa == seventh));
+        // A new RIP (progress) clears it.
         m.progress_exit(&mut zs);
         assert!(!zs.active());
         Ok(())

@@ -229,6 +229,7 @@ impl FakeTd {
                     Latency {
                         seamcall_us: 1,
                         accept_us: 1,
+                        round_trip_us: 1,
                     },
                 )?,
                 GFP_KERNEL,

@@ -7,8 +7,9 @@
 //! [`tdx_module`] (the TDX module's S-EPT, locks, epochs, zero-step) →
 //! [`vm`] (one TD as KVM holds it) → [`tdp_mmu`] (KVM's fault and zap
 //! paths) → [`vcpu`] (the vCPU run loop) → [`workload`] (the threads), with
-//! [`locks`], [`spin`] and [`rng`] as leaves.
+//! [`locks`], [`spin`], [`rng`] and [`hist`] as leaves.
 
+pub(crate) mod hist;
 pub(crate) mod locks;
 pub(crate) mod rng;
 pub(crate) mod spin;
@@ -54,5 +55,9 @@ impl Backend for SimBackend {
     fn reset_stats(&self) -> Result {
         self.workload.vm().reset_stats();
         Ok(())
+    }
+
+    fn render_latency(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.workload.vm().render_latency(f)
     }
 }

@@ -17,6 +17,7 @@ use crate::platform::sync::{
 };
 use crate::policy::{
     Atomic64,
+    Clock,
     CounterCell,
     FrozenSpte,
     Leaf,
@@ -33,6 +34,46 @@ struct Issuer<'a>(&'a TdxModule);
 impl Seamcall for Issuer<'_> {
     fn seamcall(&mut self, op: &SeptOp) -> Status {
         self.0.seamcall(op)
+    }
+}
+
+/// A map-path S-EPT operation whose busy status went back to the fault
+/// handler (`Policy::Upstream72`): the handler runs the fault again and the
+/// operation goes on, so that it is measured whole.
+struct OpenOp {
+    leaf: Leaf,
+    gpa: u64,
+    tries: u32,
+    start_ns: u64,
+}
+
+/// The operation a faulting vCPU has open, if any, across the re-runs of
+/// one fault. [`OpTally::close`] ends it.
+#[derive(Default)]
+pub(crate) struct OpTally {
+    open: Option<OpenOp>,
+}
+
+impl OpTally {
+    /// Ends the open operation, if any (resolved by another task, or the
+    /// VM stopped): it counts with the SEAMCALLs it issued.
+    pub(crate) fn close(&mut self, vm: &Vm) {
+        if let Some(op) = self.open.take() {
+            vm.note_op(op.tries, vm.clock.now_ns().saturating_sub(op.start_ns));
+        }
+    }
+
+    /// The open operation on `op`'s leaf and GPA, taken out; any other one
+    /// is closed.
+    fn take(&mut self, vm: &Vm, op: &SeptOp) -> Option<OpenOp> {
+        match &self.open {
+            Some(o) if o.leaf == op.leaf && o.gpa == op.gpa => self.open.take(),
+            Some(_) => {
+                self.close(vm);
+                None
+            }
+            None => None,
+        }
     }
 }
 
@@ -68,6 +109,15 @@ impl Vm {
     /// `kick_first` is the zero-step response: the vCPUs are kicked and held
     /// out (gate up) while the fault is resolved, instead of entering again.
     pub(crate) fn handle_fault(&self, gpa: u64, kick_first: bool) -> Fault {
+        let mut tally = OpTally::default();
+        let fault = self.run_fault(gpa, kick_first, &mut tally);
+        tally.close(self);
+        fault
+    }
+
+    /// One run of the fault handler (KVM's `kvm_tdp_mmu_page_fault()`),
+    /// carrying a map operation left open by an earlier run in `tally`.
+    pub(crate) fn run_fault(&self, gpa: u64, kick_first: bool, tally: &mut OpTally) -> Fault {
         let (Some(table), Some(page)) = (self.mirror_table(gpa), self.mirror_page(gpa)) else {
             return Fault::Retry;
         };
@@ -95,11 +145,12 @@ impl Vm {
             level: 2,
         };
         match table.load_acquire() {
-            NONPRESENT_SPTE => match self.map_one(&exec, table, present_spte(table_gpa), &table_op)
-            {
-                Fault::Mapped => {}
-                other => return other,
-            },
+            NONPRESENT_SPTE => {
+                match self.map_one(&exec, table, present_spte(table_gpa), &table_op, tally) {
+                    Fault::Mapped => {}
+                    other => return other,
+                }
+            }
             v if v == present_spte(table_gpa) => {}
             // Frozen by another fault on the same S-EPT page.
             _ => return Fault::Retry,
@@ -107,17 +158,41 @@ impl Vm {
         match page.load_acquire() {
             NONPRESENT_SPTE => {
                 let op = SeptOp::new_4k(Leaf::MemPageAug, gpa);
-                self.map_one(&exec, page, present_spte(gpa), &op)
+                self.map_one(&exec, page, present_spte(gpa), &op, tally)
             }
             v if v == present_spte(gpa) => Fault::Mapped,
             _ => Fault::Retry,
         }
     }
 
-    fn map_one(&self, exec: &VmExecutor<'_>, spte: &KAtomic64, new: u64, op: &SeptOp) -> Fault {
+    fn map_one(
+        &self,
+        exec: &VmExecutor<'_>,
+        spte: &KAtomic64,
+        new: u64,
+        op: &SeptOp,
+        tally: &mut OpTally,
+    ) -> Fault {
+        let start_ns = self.clock.now_ns();
         let outcome = exec.run_on_spte(spte, NONPRESENT_SPTE, new, op, &mut Issuer(&self.module));
-        if let Ok(done) = outcome {
-            self.note_tries(done.tries());
+        if let Ok(ended) = outcome {
+            let earlier = tally.take(self, op);
+            let (tries, start_ns) = match earlier {
+                Some(o) => (o.tries + ended.tries(), o.start_ns),
+                None => (ended.tries(), start_ns),
+            };
+            match ended {
+                // Handed back: the operation goes on when the fault runs again.
+                Outcome::Busy { .. } => {
+                    tally.open = Some(OpenOp {
+                        leaf: op.leaf,
+                        gpa: op.gpa,
+                        tries,
+                        start_ns,
+                    })
+                }
+                _ => self.note_op(tries, self.clock.now_ns().saturating_sub(start_ns)),
+            }
         }
         match outcome {
             // Another host task froze or changed the SPTE first.
@@ -164,8 +239,12 @@ impl Vm {
                 );
                 return Zap::Stopped;
             }
+            let start_ns = self.clock.now_ns();
             let outcome = exec.run(&op, &mut issuer);
-            self.note_tries(outcome.tries());
+            self.note_op(
+                outcome.tries(),
+                self.clock.now_ns().saturating_sub(start_ns),
+            );
             let (reason, status) = match outcome {
                 Outcome::Done { .. } => continue,
                 Outcome::VmBug { reason, status, .. } => (Some(reason), status),

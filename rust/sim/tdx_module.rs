@@ -98,6 +98,10 @@ pub(crate) struct Latency {
     pub(crate) seamcall_us: u32,
     /// Inside a guest ACCEPT of a pending page, with the entry locked.
     pub(crate) accept_us: u32,
+    /// Every SEAMCALL's way into SEAM mode and back, TDH.VP.ENTER's too,
+    /// whatever it returns: a busy status is not free. Paid before any
+    /// lock is tried.
+    pub(crate) round_trip_us: u32,
 }
 
 /// What TDH.VP.ENTER did.
@@ -128,7 +132,8 @@ pub(crate) enum Accept {
 /// The module's zero-step state of one vCPU (module `td_exit_stepping.c`).
 /// Owned by the vCPU's thread: TDH.VP.ENTER and exits run only there.
 pub(crate) struct ZeroStepState {
-    last_gpa: Option<u64>,
+    /// The guest RIP of the last EPT-violation exit.
+    last_rip: Option<u64>,
     count: u32,
     list: [u64; ZERO_STEP_LIST_LEN],
     len: usize,
@@ -137,7 +142,7 @@ pub(crate) struct ZeroStepState {
 impl ZeroStepState {
     pub(crate) const fn new() -> Self {
         Self {
-            last_gpa: None,
+            last_rip: None,
             count: 0,
             list: [0; ZERO_STEP_LIST_LEN],
             len: 0,
@@ -159,6 +164,8 @@ counter_table! {
         /// Synthetic EPT-violation exits TDH.VP.ENTER returned under
         /// zero-step mitigation.
         sim_synthetic_exits: "sim_module",
+        /// TDH.VP.ENTER calls, whatever they returned.
+        sim_vp_enters: "sim_module",
         /// TDH.VP.ENTER calls that found a lock busy.
         sim_enter_busy: "sim_module",
         /// Guest TDG.MEM.PAGE.ACCEPTs that accepted a page.
@@ -249,6 +256,7 @@ impl TdxModule {
 
     /// Issues one host SEAMCALL.
     pub(crate) fn seamcall(&self, op: &SeptOp) -> Status {
+        spin_us(self.latency.round_trip_us);
         if self.stuck_busy.load(Relaxed) && op.leaf != Leaf::MemTrack {
             return busy(Operand::Sept);
         }
@@ -388,6 +396,8 @@ impl TdxModule {
     /// TDH.VP.ENTER, up to the point where the guest runs. Call with local
     /// interrupts off and the vCPU published in guest mode.
     pub(crate) fn vp_enter(&self, zs: &ZeroStepState) -> Enter {
+        self.stats.sim_vp_enters.add(1);
+        spin_us(self.latency.round_trip_us);
         if !self.epoch_lock.try_shared() {
             self.stats.sim_enter_busy.add(1);
             return Enter::Busy(busy(Operand::TdEpoch));
@@ -422,12 +432,13 @@ impl TdxModule {
         self.in_epoch[(epoch & 1) as usize].fetch_sub(1, Full);
     }
 
-    /// Zero-step accounting of a private-GPA EPT-violation exit. The host
-    /// cannot see the guest RIP; the faulting GPA stands for it.
-    pub(crate) fn ept_violation_exit(&self, zs: &mut ZeroStepState, gpa: u64) {
-        if zs.last_gpa != Some(gpa) {
+    /// Zero-step accounting of a private-GPA EPT-violation exit at guest
+    /// `rip` on `gpa`. (The module sees the RIP; KVM, and so the policy's
+    /// detector, does not.)
+    pub(crate) fn ept_violation_exit(&self, zs: &mut ZeroStepState, rip: u64, gpa: u64) {
+        if zs.last_rip != Some(rip) {
             *zs = ZeroStepState::new();
-            zs.last_gpa = Some(gpa);
+            zs.last_rip = Some(rip);
         }
         if zs.count < STEPPING_EPF_THRESHOLD {
             zs.count += 1;
@@ -440,7 +451,8 @@ impl TdxModule {
         }
     }
 
-    /// An exit that shows guest progress clears the vCPU's zero-step state.
+    /// An exit that shows guest progress (a new RIP) clears the vCPU's
+    /// zero-step state.
     pub(crate) fn progress_exit(&self, zs: &mut ZeroStepState) {
         *zs = ZeroStepState::new();
     }
@@ -476,6 +488,17 @@ impl TdxModule {
         };
         self.pages[i].unlock(new_state);
         result
+    }
+
+    /// A plain guest access (a load or store) to the page at `gpa`: the
+    /// hardware walk takes no entry lock; it faults unless the page is
+    /// mapped (a PENDING page would raise #VE in the guest, which the
+    /// simulated guests do not have: it counts as done).
+    pub(crate) fn guest_touch(&self, gpa: u64) -> Accept {
+        match self.page_state(gpa) {
+            Some(PENDING | MAPPED) => Accept::AlreadyAccepted,
+            _ => Accept::EptViolation,
+        }
     }
 
     /// A guest's long TDG.MEM.PAGE.ACCEPT of the page at `gpa` (the accept

@@ -4,6 +4,7 @@
 //! SPTEs, the vCPUs' modes, the entry gate, `mmu_lock`, counters, and the
 //! record of why the VM was stopped.
 
+use super::hist::Histogram;
 use super::rng::Rng;
 use super::tdx_module::{
     Geometry,
@@ -83,6 +84,14 @@ pub(crate) struct SimConfig {
     pub(crate) contention_pct: u32,
     /// Size of that shared set.
     pub(crate) hot_pages: usize,
+    /// Pages a guest accepts in one run at one guest RIP (the 4K loop of a
+    /// large-range ACCEPT): 1 is one page per instruction. Runs longer than
+    /// the TDX module's `STEPPING_EPF_THRESHOLD` engage its zero-step
+    /// mitigation when their pages fault.
+    pub(crate) guest_run: u32,
+    /// Mixed into every thread's fixed seed: the same seed repeats a run's
+    /// sequence of pages.
+    pub(crate) seed: u64,
 }
 
 /// The policy executor of a simulated VM.
@@ -102,6 +111,8 @@ pub(crate) struct StopRecord {
 pub(crate) struct VcpuSlot {
     pub(crate) mode: KAtomic32,
     pub(crate) cpu: CpuId,
+    /// TDH.VP.ENTER calls this vCPU made.
+    pub(crate) enters: KCounter,
 }
 
 counter_table! {
@@ -115,8 +126,19 @@ counter_table! {
         /// Kicks whose acks all arrived with the gate up while a vCPU was
         /// still inside its guest section: a broken gate (must stay 0).
         sim_gate_violations: "sim",
+        /// S-EPT operations ended (one leaf on one entry, from its first
+        /// SEAMCALL to its last; a busy handed back and the re-run fault that
+        /// retries it are one operation).
+        sim_sept_ops: "sim",
+        /// S-EPT operations that issued more than one SEAMCALL.
+        sim_ops_retried: "sim",
         /// The most SEAMCALLs any one operation issued.
         sim_max_tries: "sim",
+        /// Faults the fault handler ran again without re-entering the guest
+        /// (KVM's local retry on `RET_PF_RETRY`).
+        sim_local_retries: "sim",
+        /// Nanoseconds vCPUs spent refused by the entry gate.
+        sim_gated_ns: "sim",
     }
 }
 
@@ -131,6 +153,10 @@ pub(crate) struct Injection {
     /// kicked out; and that page's GPA.
     hog_vcpu: Atomic<u64>,
     hog_gpa: Atomic<u64>,
+    /// 1 + the index of the vCPU whose guest's next instruction is a plain
+    /// access to one page (a load or store, not an ACCEPT); and its GPA.
+    touch_vcpu: Atomic<u64>,
+    touch_gpa: Atomic<u64>,
 }
 
 impl Injection {
@@ -140,6 +166,8 @@ impl Injection {
             stuck_ms: Atomic::new(0),
             hog_vcpu: Atomic::new(0),
             hog_gpa: Atomic::new(0),
+            touch_vcpu: Atomic::new(0),
+            touch_gpa: Atomic::new(0),
         }
     }
 
@@ -178,6 +206,20 @@ impl Injection {
     pub(crate) fn hog(&self, idx: usize) -> Option<u64> {
         (self.hog_vcpu.load(Acquire) == idx as u64 + 1).then(|| self.hog_gpa.load(Relaxed))
     }
+
+    /// vCPU `idx`'s guest's next instruction touches `gpa` (a plain access:
+    /// it faults until the page is mapped and takes no entry lock).
+    pub(crate) fn arm_touch(&self, idx: usize, gpa: u64) {
+        self.touch_gpa.store(gpa, Relaxed);
+        self.touch_vcpu.store(idx as u64 + 1, Release);
+    }
+
+    /// The page vCPU `idx`'s guest is to touch next, if any (once).
+    pub(crate) fn take_touch(&self, idx: usize) -> Option<u64> {
+        (self.touch_vcpu.load(Relaxed) == idx as u64 + 1
+            && self.touch_vcpu.cmpxchg(idx as u64 + 1, 0, Full).is_ok())
+        .then(|| self.touch_gpa.load(Relaxed))
+    }
 }
 
 /// vCPU threads running on the VM, and those done with their budget.
@@ -201,6 +243,12 @@ pub(crate) struct Vm {
     pub(crate) mmu_lock: RwSpinLock,
     pub(crate) counters: Counters<KCounter>,
     pub(crate) sim_counters: SimCounters<KCounter>,
+    /// How long S-EPT operations took, first SEAMCALL to last, with any
+    /// kick and re-run fault in between.
+    pub(crate) op_ns: Histogram,
+    /// How long faults took to resolve: from a guest access's first
+    /// EPT-violation exit until the host mapped the page.
+    pub(crate) fault_ns: Histogram,
     pub(crate) clock: KClock,
     /// vCPUs past the gate and inside their guest section: the simulation
     /// checks the gate with it.
@@ -243,6 +291,7 @@ impl Vm {
                 VcpuSlot {
                     mode: KAtomic32::new(OUTSIDE_GUEST_MODE),
                     cpu: online_cpu(cpu).ok_or(EINVAL)?,
+                    enters: KCounter::default(),
                 },
                 GFP_KERNEL,
             )?;
@@ -258,6 +307,8 @@ impl Vm {
             mmu_lock <- new_rwlock!("Vm::mmu_lock"),
             counters: Counters::new(),
             sim_counters: SimCounters::new(),
+            op_ns: Histogram::new(),
+            fault_ns: Histogram::new(),
             clock: KClock::new(),
             in_guest: Atomic::new(0),
             inject: Injection::new(),
@@ -296,20 +347,34 @@ impl Vm {
         !self.ipis.acked(idx as u32)
     }
 
-    /// Records the SEAMCALLs an operation issued.
-    pub(crate) fn note_tries(&self, tries: u32) {
+    /// Records an S-EPT operation that ended after `tries` SEAMCALLs and
+    /// `ns` nanoseconds.
+    pub(crate) fn note_op(&self, tries: u32, ns: u64) {
+        self.sim_counters.sim_sept_ops.add(1);
+        if tries > 1 {
+            self.sim_counters.sim_ops_retried.add(1);
+        }
         self.sim_counters.sim_max_tries.record_max(u64::from(tries));
+        self.op_ns.record(ns);
     }
 
     /// A page for a guest to touch: from the small shared set with
     /// probability `contention_pct`, else from all of memory.
     pub(crate) fn pick_gpa(&self, rng: &mut Rng) -> u64 {
+        self.pick_run(rng, 1)
+    }
+
+    /// The first page of a run of `len` pages, picked as [`Self::pick_gpa`]
+    /// does; the run stays inside the TD's memory.
+    pub(crate) fn pick_run(&self, rng: &mut Rng, len: u32) -> u64 {
+        let all = self.cfg.geometry.pages;
         let pages = if rng.below(100) < u64::from(self.cfg.contention_pct) {
-            self.cfg.hot_pages.min(self.cfg.geometry.pages)
+            self.cfg.hot_pages.min(all)
         } else {
-            self.cfg.geometry.pages
+            all
         };
-        rng.below(pages as u64) << 12
+        let last_start = all.saturating_sub(len as usize);
+        ((rng.below(pages as u64) as usize).min(last_start) as u64) << 12
     }
 
     /// Stops the VM: its vCPUs never enter again. The first record wins.
@@ -389,7 +454,14 @@ impl Vm {
         self.counters.render(f)?;
         self.sim_counters.render(f)?;
         self.module.stats.render(f)?;
-        writeln!(f, "sim_vm_stopped {}", u8::from(self.is_stopped()))
+        writeln!(f, "sim_vm_stopped {}", u8::from(self.is_stopped()))?;
+        writeln!(f, "sim_vcpus_done {}", u8::from(self.vcpus_done()))
+    }
+
+    /// The latency histograms (see [`Histogram::render`]).
+    pub(crate) fn render_latency(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.op_ns.render("op_ns", f)?;
+        self.fault_ns.render("fault_ns", f)
     }
 
     /// Zeroes every counter.
@@ -398,6 +470,11 @@ impl Vm {
         self.counters.reset();
         self.sim_counters.reset();
         self.module.stats.reset();
+        self.op_ns.reset();
+        self.fault_ns.reset();
+        for v in self.vcpus.iter() {
+            v.enters.reset();
+        }
     }
 
     /// Compares the mirror SPTEs with the simulated S-EPT: every present

@@ -24,7 +24,7 @@ struct Zapper {
 impl ThreadBody for Zapper {
     fn run(&self, ctx: &ThreadCtx) {
         let vm = &*self.vm;
-        let mut rng = Rng::new(0x5a9);
+        let mut rng = Rng::new((vm.cfg.seed << 32) + 0x5a9);
         while !ctx.should_stop() {
             if vm.is_stopped() || vm.vcpus_done() {
                 return;

@@ -27,8 +27,12 @@ pub enum Policy {
     BlindRetry,
     /// Baseline: what KVM 7.2 does (`arch/x86/kvm/vmx/tdx.c`). Unmap leaves
     /// (BLOCK, TRACK, REMOVE, see [`Leaf::is_unmap`]) get one kick and one
-    /// retry (`tdh_do_no_vcpus()`); map leaves return busy once and the
-    /// caller re-faults. Busy is `tdx_operand_busy()` only.
+    /// retry (`tdh_do_no_vcpus()`); map leaves return busy once (`-EBUSY`,
+    /// `RET_PF_RETRY`) and the caller's fault handler runs the fault again:
+    /// KVM's `tdx_handle_ept_violation()` does so locally, without
+    /// re-entering the guest, until the fault is resolved, an event or
+    /// signal is pending or the VM is dead. Busy is `tdx_operand_busy()`
+    /// only.
     Upstream72,
 }
 
@@ -61,6 +65,15 @@ impl Policy {
             "upstream72" => Ok(Self::Upstream72),
             _ => Err(PolicyError::UnknownName),
         }
+    }
+
+    /// Whether the vCPU acts on the zero-step detector's
+    /// [`KickAndWait`](super::zero_step::ZeroStepVerdict::KickAndWait)
+    /// verdict. Only [`Policy::KickAndRetry`] does: KVM 7.2 has no such
+    /// response (its fault handler retries locally and a busy TDH.VP.ENTER
+    /// just enters again), and neither has the LKML loop.
+    pub const fn kicks_on_zero_step(self) -> bool {
+        matches!(self, Self::KickAndRetry { .. })
     }
 
     /// The most SEAMCALLs one operation on `leaf` may issue.
@@ -177,6 +190,13 @@ mod tests {
             assert_eq!(Policy::from_name(p.name()), Ok(p));
         }
         assert_eq!(Policy::from_name("x"), Err(PolicyError::UnknownName));
+    }
+
+    #[test]
+    fn only_kick_and_retry_acts_on_zero_step() {
+        assert!(Policy::DEFAULT.kicks_on_zero_step());
+        assert!(!Policy::BlindRetry.kicks_on_zero_step());
+        assert!(!Policy::Upstream72.kicks_on_zero_step());
     }
 
     #[test]

@@ -1,0 +1,88 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# `make bench`: the same set-up as `make check`, then one QEMU boot (TCG,
+# KUnit off) that runs the simulated workload once per cell: each policy
+# (kick_and_retry, upstream72, blind_retry) for 1, 2 and 4 vCPUs and three
+# contention shapes (none, accept, zerostep), with fixed seeds. The host
+# parses the serial log into build/bench/results.csv, prints a table with
+# ratios against kick_and_retry and the targets, and draws PNG plots there.
+#
+# BENCH_OPS (guest accesses per vCPU and cell), BENCH_SEED and
+# BENCH_VCPUS / BENCH_POLICIES / BENCH_SHAPES narrow or change the run.
+# Everything measured is the simulator under emulation: a model, see
+# Documentation/performance.rst.
+
+. "$(dirname "$0")/lib.sh"
+
+MATPLOTLIB_VERSION=3.10.8
+ops=${BENCH_OPS:-3000}
+seed=${BENCH_SEED:-1}
+vcpus_list=${BENCH_VCPUS:-1 2 4}
+policies=${BENCH_POLICIES:-kick_and_retry upstream72 blind_retry}
+shapes=${BENCH_SHAPES:-none accept zerostep}
+# A cell that has not finished after this many seconds is cut short.
+cap=${BENCH_CAP_S:-120}
+# Under TCG an emulated CPU can go unscheduled on the host for longer than
+# the module's default 100 ms: that is the emulator, not a vCPU ignoring
+# its kick. (Real KVM waits for a kick without any deadline.)
+kick_timeout_ms=${BENCH_KICK_TIMEOUT_MS:-1000}
+
+start=$(date +%s)
+"$TOP/scripts/setup-host.sh"
+if PYTHONPATH=$TOOLS_DIR/py python3 -c 'import matplotlib' 2>/dev/null; then
+	step "matplotlib: present"
+else
+	step "installing matplotlib $MATPLOTLIB_VERSION (PyPI) into $TOOLS_DIR/py"
+	python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+		--target "$TOOLS_DIR/py" "matplotlib==$MATPLOTLIB_VERSION"
+fi
+KDIR=$("$TOP/scripts/build-kernel.sh" | tail -n1)
+export KDIR
+out=$TOP/build/bench
+mkdir -p "$out"
+step "building tdx_sept_guard.ko (log: build/module-build.log)"
+"$TOP/scripts/build-module.sh" >"$TOP/build/module-build.log" 2>&1 || {
+	cat "$TOP/build/module-build.log" >&2
+	die "module build failed"
+}
+
+# The contention shapes, as module parameters.
+shape_params() {
+	case $1 in
+	none) echo "contention=0,guest_run=1" ;;
+	# 90% of the accesses go to 8 pages that every guest accepts.
+	accept) echo "contention=90,guest_run=1" ;;
+	# Guests accept runs of 16 pages at one RIP: from the 7th faulting
+	# page of a run on, the TDX module's zero-step mitigation is engaged.
+	zerostep) echo "contention=0,guest_run=16" ;;
+	*) die "unknown shape $1" ;;
+	esac
+}
+
+cells="cap=$cap"
+n=0
+for shape in $shapes; do
+	for vcpus in $vcpus_list; do
+		for policy in $policies; do
+			cells="$cells $policy-$vcpus-$shape,vcpus=$vcpus,ops=$ops,seed=$seed,policy=$policy"
+			cells="$cells,kick_timeout_ms=$kick_timeout_ms,$(shape_params "$shape")"
+			n=$((n + 1))
+		done
+	done
+done
+
+step "booting QEMU: $n cells, $ops guest accesses per vCPU each (log: build/bench/bench.log)"
+rc=0
+# printk.devkmsg=on: the guest prints a few thousand lines through /dev/kmsg.
+# shellcheck disable=SC2086
+QEMU_APPEND="kunit.enable=0 printk.devkmsg=on" QEMU_TIMEOUT=${QEMU_TIMEOUT:-1500} \
+	"$TOP/scripts/qemu.sh" "$KDIR" bench "$out/bench.log" $cells || rc=$?
+[ "$rc" = 0 ] || step "QEMU exited with $rc (124: timed out)"
+grep -q 'tdx-sept-guard-bench: done' "$out/bench.log" || step "the guest did not finish all cells"
+
+rc=0
+PYTHONPATH=$TOOLS_DIR/py python3 "$TOP/scripts/bench.py" "$out/bench.log" "$out" \
+	--expect "$n" --plots || rc=$?
+step "make bench took $(($(date +%s) - start)) s"
+exit "$rc"
