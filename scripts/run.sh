@@ -28,3 +28,19 @@ sed -n 's/.*tdx-sept-guard-run: //p' "$TOP/build/run.log"
 [ "$rc" = 0 ] || die "QEMU exited with $rc (124: timed out); see build/run.log"
 grep -q 'tdx-sept-guard-run: powering off' "$TOP/build/run.log" ||
 	die "the guest did not finish; see build/run.log"
+
+# The viewer needs Python, which the busybox guest has not: show the guest's
+# last reading of the files through it, from a copy on the host.
+snap=$TOP/build/run-debugfs
+rm -rf "$snap"
+mkdir -p "$snap"
+sed -n 's/.*tdx-sept-guard-run: //p' "$TOP/build/run.log" |
+	awk -v dir="$snap" '
+		/^--- .* after [0-9]+s ---$/ { n++; next }
+		n && /^[a-z_]+: / {
+			file = $1; sub(/:$/, "", file); line = $0; sub(/^[a-z_]+: /, "", line)
+			out[file, n] = out[file, n] line "\n"; files[file] = 1
+		}
+		END { for (f in files) printf "%s", out[f, n] > (dir "/" f) }'
+step "the guest's last reading, as scripts/tdx-sept-stat --once shows it"
+python3 "$TOP/scripts/tdx-sept-stat" --root "$snap" --once --delay 0
