@@ -34,7 +34,7 @@ grep -q 'tdx-sept-guard-run: powering off' "$TOP/build/run.log" ||
 snap=$TOP/build/run-debugfs
 rm -rf "$snap"
 mkdir -p "$snap"
-sed -n 's/.*tdx-sept-guard-run: //p' "$TOP/build/run.log" |
+tr -d "\r" <"$TOP/build/run.log" | sed -n "s/.*tdx-sept-guard-run: //p" |
 	awk -v dir="$snap" '
 		/^--- .* after [0-9]+s ---$/ { n++; next }
 		n && /^[a-z_]+: / {
