@@ -10,6 +10,7 @@
 #include <linux/vmalloc.h>
 
 #include "kvm_internal.h"
+#include "trace.h"
 #include "helpers.h"
 
 #ifdef CONFIG_KUNIT
@@ -38,6 +39,9 @@ struct kvm *tsg_fake_td_new(unsigned int nr_vcpus, const unsigned int *cpus)
 	xa_init(&kvm->vcpu_array);
 	kvm_tdx->state = TD_STATE_RUNNABLE;
 	kvm_tdx->hkid = 1;
+	/* A TD, whose shared bit is GPA bit 47: lower GPAs are private. */
+	kvm->arch.vm_type = KVM_X86_TDX_VM;
+	kvm->arch.gfn_direct_bits = gpa_to_gfn(BIT_ULL(47));
 	for (i = 0; i < nr_vcpus; i++) {
 		struct vcpu_tdx *tdx = kzalloc(sizeof(*tdx), GFP_KERNEL_ACCOUNT);
 
@@ -135,6 +139,20 @@ u64 tsg_fake_present_leaf_spte(u64 pfn)
 u64 tsg_fake_nonpresent_spte(void)
 {
 	return SHADOW_NONPRESENT_VALUE;
+}
+
+/* What tdx_handle_ept_violation() traces for a private EPT violation. */
+void tsg_fake_trace_page_fault(struct kvm_vcpu *vcpu, u64 gpa)
+{
+	trace_kvm_page_fault(vcpu, gpa, EPT_VIOLATION_ACC_WRITE);
+}
+
+/* What tdx_vcpu_run() leaves after a TDH.VP.ENTER that returned @status. */
+void tsg_fake_trace_busy_enter(struct kvm_vcpu *vcpu, u64 status)
+{
+	fake_to_tdx(vcpu)->vp_enter_ret = status;
+	trace_kvm_exit(vcpu, KVM_ISA_VMX);
+	fake_to_tdx(vcpu)->vp_enter_ret = 0;
 }
 
 bool tsg_fake_vcpu_vm_dead_requested(struct kvm_vcpu *vcpu)

@@ -18,6 +18,7 @@
 #include <linux/version.h>
 
 #include "kvm_internal.h"
+#include "trace.h"	/* arch/x86/kvm/trace.h: the kvm_exit and kvm_page_fault tracepoints */
 #include "helpers.h"
 
 #if LINUX_VERSION_CODE < KERNEL_VERSION(7, 2, 0) || LINUX_VERSION_CODE >= KERNEL_VERSION(7, 3, 0)
@@ -351,4 +352,72 @@ void tsg_kvm_destroy_probe_unregister(void)
 	if (tsg_destroy_probe_registered)
 		unregister_kretprobe(&tsg_destroy_probe);
 	tsg_destroy_probe_registered = false;
+}
+
+/*
+ * Zero-step, from KVM's own (exported) tracepoints: kvm_page_fault, which
+ * tdx_handle_ept_violation() fires for each EPT violation, and kvm_exit,
+ * after which a TD vCPU's vp_enter_ret holds TDH.VP.ENTER's status. Only TD
+ * vCPUs, and only private GPAs or busy entries, reach Rust (rust/kvm/mod.rs).
+ */
+void tsg_kvm_zero_step_fault(struct kvm_vcpu *vcpu, u64 gpa);
+void tsg_kvm_zero_step_enter_busy(struct kvm_vcpu *vcpu, u64 status);
+
+static void tsg_on_page_fault(void *data, struct kvm_vcpu *vcpu, u64 gpa, u64 error_code)
+{
+	if (is_td_vcpu(vcpu) && vt_is_tdx_private_gpa(vcpu->kvm, gpa))
+		tsg_kvm_zero_step_fault(vcpu, gpa);
+}
+
+static void tsg_on_exit(void *data, struct kvm_vcpu *vcpu, u32 isa)
+{
+	u64 ret;
+
+	if (!is_td_vcpu(vcpu))
+		return;
+	ret = container_of(vcpu, struct vcpu_tdx, vcpu)->vp_enter_ret;
+	if ((ret & TDX_SEAMCALL_STATUS_MASK) == TDX_OPERAND_BUSY)
+		tsg_kvm_zero_step_enter_busy(vcpu, ret);
+}
+
+static bool tsg_tracepoints_registered;
+
+bool tsg_kvm_tracepoints_register(void)
+{
+	if (register_trace_kvm_page_fault(tsg_on_page_fault, NULL))
+		return false;
+	if (register_trace_kvm_exit(tsg_on_exit, NULL)) {
+		unregister_trace_kvm_page_fault(tsg_on_page_fault, NULL);
+		tracepoint_synchronize_unregister();
+		return false;
+	}
+	tsg_tracepoints_registered = true;
+	return true;
+}
+
+/* Removes the probes; when this returns none is running. */
+void tsg_kvm_tracepoints_unregister(void)
+{
+	if (!tsg_tracepoints_registered)
+		return;
+	unregister_trace_kvm_exit(tsg_on_exit, NULL);
+	unregister_trace_kvm_page_fault(tsg_on_page_fault, NULL);
+	tracepoint_synchronize_unregister();
+	tsg_tracepoints_registered = false;
+}
+
+/* mmu_lock's read side, as KVM's fault path takes it, for the zero-step kick. */
+void tsg_kvm_mmu_read_lock(struct kvm *kvm)
+{
+	read_lock(&kvm->mmu_lock);
+}
+
+void tsg_kvm_mmu_read_unlock(struct kvm *kvm)
+{
+	read_unlock(&kvm->mmu_lock);
+}
+
+struct kvm *tsg_kvm_vcpu_kvm(struct kvm_vcpu *vcpu)
+{
+	return vcpu->kvm;
 }

@@ -29,6 +29,11 @@ int tsg_kvm_call_set_private_spte(unsigned long fn, struct kvm *kvm, u64 gfn, u6
 unsigned int tsg_kvm_leaf_probes_register(void);
 void tsg_kvm_leaf_status(unsigned int leaf, u64 status);
 bool tsg_kvm_destroy_probe_register(void);
+bool tsg_kvm_tracepoints_register(void);
+void tsg_kvm_tracepoints_unregister(void);
+void tsg_kvm_mmu_read_lock(struct kvm *kvm);
+void tsg_kvm_mmu_read_unlock(struct kvm *kvm);
+struct kvm *tsg_kvm_vcpu_kvm(struct kvm_vcpu *vcpu);
 void tsg_kvm_destroy_probe_unregister(void);
 void tsg_kvm_leaf_probes_unregister(void);
 unsigned long tsg_kvm_set_private_spte_replacement(void);
@@ -57,5 +62,7 @@ int tsg_fake_td_set_private_spte(unsigned long fn, struct kvm *kvm, u64 gfn, u64
 				 u64 new_spte, int level);
 u64 tsg_fake_present_leaf_spte(u64 pfn);
 u64 tsg_fake_nonpresent_spte(void);
+void tsg_fake_trace_page_fault(struct kvm_vcpu *vcpu, u64 gpa);
+void tsg_fake_trace_busy_enter(struct kvm_vcpu *vcpu, u64 status);
 
 #endif

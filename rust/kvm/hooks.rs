@@ -51,6 +51,11 @@ extern "C" {
     fn tsg_kvm_leaf_probes_unregister();
     fn tsg_kvm_destroy_probe_register() -> bool;
     fn tsg_kvm_destroy_probe_unregister();
+    fn tsg_kvm_tracepoints_register() -> bool;
+    fn tsg_kvm_tracepoints_unregister();
+    fn tsg_kvm_mmu_read_lock(kvm: *mut kvm);
+    fn tsg_kvm_mmu_read_unlock(kvm: *mut kvm);
+    fn tsg_kvm_vcpu_kvm(vcpu: *mut kvm_vcpu) -> *mut kvm;
     fn tsg_kvm_set_private_spte_replacement() -> usize;
     fn tsg_kvm_synchronize_rcu();
     fn tsg_kvm_online_vcpus(kvm: *mut kvm) -> c_uint;
@@ -232,6 +237,65 @@ impl Drop for DestroyProbe {
         // SAFETY: Process context; removes what `register` placed.
         unsafe { tsg_kvm_destroy_probe_unregister() }
     }
+}
+
+/// Probes on KVM's `kvm_page_fault` and `kvm_exit` tracepoints, feeding
+/// the zero-step detector. Removed on drop (waiting for probes running).
+pub(crate) struct ZeroStepProbes {
+    /// Whether they could be placed.
+    pub(crate) placed: bool,
+}
+
+impl ZeroStepProbes {
+    /// Places the probes (once per attach).
+    pub(crate) fn register() -> Self {
+        // SAFETY: Process context; the probes are static C functions.
+        let placed = unsafe { tsg_kvm_tracepoints_register() };
+        Self { placed }
+    }
+}
+
+impl Drop for ZeroStepProbes {
+    fn drop(&mut self) {
+        // SAFETY: Process context; waits for probes in progress.
+        unsafe { tsg_kvm_tracepoints_unregister() }
+    }
+}
+
+/// The read side of a TD's `mmu_lock`, held until dropped.
+pub(crate) struct MmuReadGuard<'a> {
+    td: Td<'a>,
+    _not_send: core::marker::PhantomData<*mut ()>,
+}
+
+impl<'a> Td<'a> {
+    /// Takes `mmu_lock` for read, as KVM's fault path does. Never from a
+    /// path that holds it already.
+    pub(crate) fn mmu_read(self) -> MmuReadGuard<'a> {
+        // SAFETY: The VM is live (`Td`'s invariant); the guard unlocks it.
+        unsafe { tsg_kvm_mmu_read_lock(self.kvm()) };
+        MmuReadGuard {
+            td: self,
+            _not_send: core::marker::PhantomData,
+        }
+    }
+}
+
+impl Drop for MmuReadGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: This guard holds the read side.
+        unsafe { tsg_kvm_mmu_read_unlock(self.td.kvm()) }
+    }
+}
+
+/// The TD a vCPU belongs to.
+///
+/// # Safety
+///
+/// `vcpu` is a live vCPU of a TD (a `struct kvm_tdx`).
+pub(crate) unsafe fn td_of<'a>(vcpu: *mut kvm_vcpu) -> Option<Td<'a>> {
+    // SAFETY: `vcpu` is live (the caller's contract), so is its VM, a TD.
+    unsafe { Td::from_kvm(tsg_kvm_vcpu_kvm(vcpu)) }
 }
 
 /// KVM's `is_shadow_present_pte()`.

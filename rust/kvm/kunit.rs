@@ -105,6 +105,8 @@ extern "C" {
     ) -> c_int;
     fn tsg_fake_present_leaf_spte(pfn: u64) -> u64;
     fn tsg_fake_nonpresent_spte() -> u64;
+    fn tsg_fake_trace_page_fault(vcpu: *mut kvm_vcpu, gpa: u64);
+    fn tsg_fake_trace_busy_enter(vcpu: *mut kvm_vcpu, status: u64);
 }
 
 /// The simulated TDX module behind the SEAMCALL stand-ins, while a test runs.
@@ -621,6 +623,58 @@ mod tests {
         assert!(dir.is_some_and(|d| d.to_bytes().starts_with(b"0-")));
         assert_eq!(after, 0);
         assert_eq!(ops, 1);
+        Ok(())
+    }
+
+    /// Zero-step from KVM's own tracepoints: a busy TDH.VP.ENTER on the
+    /// S-EPT tree (`kvm_exit`) engages the detector without kicking; the
+    /// vCPU's next EPT violation (`kvm_page_fault`) kicks from the fault
+    /// path; a streak of seven faults on one GPA is an event as well.
+    #[test]
+    fn zero_step_comes_from_kvms_tracepoints() -> Result {
+        let read = |b: &KvmBackend| {
+            let totals = b.state.vms.totals(&b.state.counters);
+            let get = |name: &str| {
+                Counters::<KCounter>::COUNTERS
+                    .iter()
+                    .position(|d| d.name == name)
+                    .and_then(|i| totals.get(i).copied())
+                    .unwrap_or(u64::MAX)
+            };
+            (get("zero_step_events"), get("kicks"))
+        };
+        let (after_enter, after_fault, after_streak) = {
+            let backend = attach(100_000).map_err(Unavailable::errno)?;
+            let mut td = FakeTd::new()?;
+            let _vcpu = td.start_vcpu(None, false)?;
+            let vcpu = td.td().vcpu(0).ok_or(EINVAL)?.as_ptr() as usize;
+            let busy_sept = Status::operand_busy(crate::policy::Operand::Sept).raw();
+            // SAFETY: vCPU 0 of the live fake TD; called as KVM's exit path
+            // and fault path would call the tracepoints.
+            let fire_enter =
+                move || unsafe { tsg_fake_trace_busy_enter(vcpu as *mut kvm_vcpu, busy_sept) };
+            // SAFETY: As above.
+            let fire_fault =
+                move |gpa| unsafe { tsg_fake_trace_page_fault(vcpu as *mut kvm_vcpu, gpa) };
+            run_on_cpu(0, fire_enter)?;
+            let after_enter = read(&backend);
+            run_on_cpu(0, move || fire_fault(X))?;
+            let after_fault = read(&backend);
+            run_on_cpu(0, move || {
+                for _ in 0..7 {
+                    fire_fault(X + 0x1000);
+                }
+            })?;
+            let after_streak = read(&backend);
+            (after_enter, after_fault, after_streak)
+        };
+        // The busy entry: an event, no kick.
+        assert_eq!(after_enter, (1, 0));
+        // The fault that follows: the kick.
+        assert_eq!(after_fault, (1, 1));
+        // Seven faults on another GPA: a second event, and its kick.
+        assert_eq!(after_streak.0, 2);
+        assert!(after_streak.1 >= 2);
         Ok(())
     }
 

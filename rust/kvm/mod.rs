@@ -47,10 +47,12 @@ use crate::policy::{
     Seamcall,
     SeptOp,
     Status,
-    VcpuSet, //
+    VcpuSet,
+    ZeroStepVerdict, //
 };
 use bindings::{
     kvm,
+    kvm_vcpu,
     Td,
     TD_STATE_RUNNABLE, //
 };
@@ -306,6 +308,7 @@ pub(crate) struct KvmBackend {
     redirect: hooks::Redirect,
     _leaf_probes: hooks::LeafProbes,
     _destroy_probe: hooks::DestroyProbe,
+    _zero_step_probes: hooks::ZeroStepProbes,
     pub(crate) state: Arc<KvmState>,
 }
 
@@ -380,11 +383,13 @@ impl KvmBackend {
             Ok(redirect) => {
                 let leaf_probes = hooks::LeafProbes::register(opts.leaf_probes);
                 let destroy_probe = hooks::DestroyProbe::register();
+                let zero_step_probes = hooks::ZeroStepProbes::register();
                 pr_info!(
-                    "kvm: attached: {} redirected (policy {}); per-leaf outcomes from {} of 6 SEAMCALL wrappers; per-VM state freed {}\n",
+                    "kvm: attached: {} redirected (policy {}); per-leaf outcomes from {} of 6 SEAMCALL wrappers; zero-step from KVM's tracepoints: {}; per-VM state freed {}\n",
                     opts.target.to_str().unwrap_or("?"),
                     opts.policy.name(),
                     leaf_probes.placed,
+                    if zero_step_probes.placed { "yes" } else { "no" },
                     if destroy_probe.placed {
                         "when KVM destroys the VM"
                     } else {
@@ -395,6 +400,7 @@ impl KvmBackend {
                     redirect,
                     _leaf_probes: leaf_probes,
                     _destroy_probe: destroy_probe,
+                    _zero_step_probes: zero_step_probes,
                     state,
                 })
             }
@@ -466,6 +472,62 @@ impl KvmState {
                 );
                 EIO.to_errno()
             }
+        }
+    }
+
+    /// The zero-step response, from KVM's fault path (a tracepoint probe, so
+    /// with preemption off): with `mmu_lock` read-held as the map path holds
+    /// it, raise the gate, kick the vCPUs in guest mode and wait (bounded),
+    /// so that the fault that follows finds the S-EPT tree free. A vCPU that
+    /// does not acknowledge stops the VM.
+    fn zero_step_kick(&self, td: Td<'_>, vm: &vm::VmState) {
+        let _mmu = td.mmu_read();
+        let gate = EntryGate::new(GateCell {
+            td,
+            lock: &vm.kickers,
+        });
+        let vcpus = KvmVcpus {
+            td,
+            ipis: &vm.ipis,
+            clock: &self.clock,
+            timeout_ns: self.kick_timeout_ns,
+        };
+        let exec = Executor::new(self.policy, &gate, &vcpus, &vm.counters, &self.clock);
+        if exec.kick_and_wait().is_err() {
+            self.stop_vm(td, &vcpus);
+            pr_warn!(
+                "kvm: VM {:#x} stopped: a zero-step kick timed out\n",
+                td.kvm() as usize
+            );
+        }
+    }
+
+    /// A zero-step observation on `vcpu`: `f` feeds its detector; a
+    /// `KickAndWait` verdict kicks if `may_kick`.
+    ///
+    /// Only the fault path may kick. `kvm_exit` fires inside
+    /// `vcpu_enter_guest()` with interrupts off and the vCPU still in
+    /// `IN_GUEST_MODE`: waiting there for other CPUs' acks while this CPU
+    /// cannot take a kick itself would make two kickers time each other out.
+    /// A busy TDH.VP.ENTER therefore only engages the detector and leaves
+    /// the kick owed; the vCPU's next EPT violation (the zero-step
+    /// mitigation's synthetic exit) pays it.
+    fn zero_step(
+        &self,
+        vcpu: *mut kvm_vcpu,
+        may_kick: bool,
+        f: impl FnOnce(&mut crate::policy::ZeroStep, &Counters<KCounter>) -> ZeroStepVerdict,
+    ) {
+        // SAFETY: The tracepoints pass a live TD vCPU (`helpers.c` checks
+        // `is_td_vcpu()`).
+        let Some(td) = (unsafe { hooks::td_of(vcpu) }) else {
+            return;
+        };
+        let Some(vm) = self.vms.get_or_make(td.kvm()) else {
+            return;
+        };
+        if vm.zero_step_verdict(vcpu as usize, may_kick, f) {
+            self.zero_step_kick(td, &vm);
         }
     }
 
@@ -546,6 +608,29 @@ extern "C" fn tsg_kvm_tdh_returned(leaf: u32, raw: u64) {
     // SAFETY: `ACTIVE` holds a live state while the probes are placed: the
     // probes are removed (waiting for handlers) before `ACTIVE` is cleared.
     unsafe { &*state }.counters.count_busy(leaf, status);
+}
+
+/// A private EPT violation of a TD vCPU (`kvm_page_fault` tracepoint).
+#[no_mangle]
+extern "C" fn tsg_kvm_zero_step_fault(vcpu: *mut kvm_vcpu, gpa: u64) {
+    let state = ACTIVE.load(Acquire) as *const KvmState;
+    if !state.is_null() {
+        // SAFETY: As in `tsg_kvm_tdh_returned`: the tracepoint probes are
+        // removed before `ACTIVE` is cleared.
+        unsafe { &*state }.zero_step(vcpu, true, |det, c| det.on_ept_violation(gpa, c));
+    }
+}
+
+/// A TD vCPU's TDH.VP.ENTER came back busy (`kvm_exit` tracepoint).
+#[no_mangle]
+extern "C" fn tsg_kvm_zero_step_enter_busy(vcpu: *mut kvm_vcpu, raw: u64) {
+    let state = ACTIVE.load(Acquire) as *const KvmState;
+    if !state.is_null() {
+        // SAFETY: As above.
+        unsafe { &*state }.zero_step(vcpu, false, |det, c| {
+            det.on_enter_status(Status::from_raw(raw), c)
+        });
+    }
 }
 
 /// KVM destroyed a VM (`helpers.c`'s kretprobe on `kvm_arch_destroy_vm()`).

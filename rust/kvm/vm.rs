@@ -25,7 +25,9 @@ use crate::policy::counters::NR_COUNTERS;
 use crate::policy::{
     CounterCell,
     CounterTable,
-    Counters, //
+    Counters,
+    ZeroStep,
+    ZeroStepVerdict, //
 };
 use core::fmt;
 use kernel::{
@@ -64,6 +66,10 @@ pub(super) struct VmState {
     pub(super) ipis: IpiSet,
     /// The policy's counters for this VM.
     pub(super) counters: Counters<KCounter>,
+    /// Each vCPU's zero-step detector, by `struct kvm_vcpu` address, and
+    /// whether a kick is owed to its next fault (see `KvmState::zero_step`).
+    #[pin]
+    pub(super) zero_step: SpinLock<KVec<(usize, ZeroStep, bool)>>,
     /// KVM destroyed the VM: the work removes the files.
     gone: Atomic<bool>,
     #[pin]
@@ -112,6 +118,39 @@ impl VmState {
             .position(|&b| b == 0)
             .unwrap_or(self.name.len());
         &self.name[..len]
+    }
+}
+
+impl VmState {
+    /// Runs `f` on the zero-step detector of the vCPU at `vcpu`, made on
+    /// first use (without sleeping). Returns whether to kick now: the
+    /// verdict is `KickAndWait`, or a kick is owed, and `may_kick`; a
+    /// `KickAndWait` that may not kick now is owed to the next call that may.
+    pub(super) fn zero_step_verdict(
+        &self,
+        vcpu: usize,
+        may_kick: bool,
+        f: impl FnOnce(&mut ZeroStep, &Counters<KCounter>) -> ZeroStepVerdict,
+    ) -> bool {
+        let mut list = self.zero_step.lock();
+        let i = match list.iter().position(|(v, _, _)| *v == vcpu) {
+            Some(i) => i,
+            None => {
+                if list
+                    .push((vcpu, ZeroStep::new(), false), GFP_ATOMIC)
+                    .is_err()
+                {
+                    return false;
+                }
+                list.len() - 1
+            }
+        };
+        let Some((_, det, owed)) = list.get_mut(i) else {
+            return false;
+        };
+        let kick = f(det, &self.counters) == ZeroStepVerdict::KickAndWait || *owed;
+        *owed = kick && !may_kick;
+        kick && may_kick
     }
 }
 
@@ -242,6 +281,7 @@ impl Vms {
                 kickers <- new_spinlock!(0, "VmState::kickers"),
                 ipis: IpiSet::new_atomic(nr_cpu_ids())?,
                 counters: Counters::new(),
+                zero_step <- new_spinlock!(KVec::new(), "VmState::zero_step"),
                 gone: Atomic::new(false),
                 files <- new_mutex!(None, "VmState::files"),
                 work <- new_work!("VmState::work"),
