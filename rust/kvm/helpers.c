@@ -10,15 +10,19 @@
  *   is built on, so that the original can still be called;
  * - KVM's static inlines and macros, which bindgen cannot give Rust.
  */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/ftrace.h>
 #include <linux/kprobes.h>
 #include <linux/module.h>
+#include <linux/mutex.h>
 #include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/tracepoint.h>
 #include <linux/uaccess.h>
 #include <linux/version.h>
 
 #include "kvm_internal.h"
-#include "trace.h"	/* arch/x86/kvm/trace.h: the kvm_exit and kvm_page_fault tracepoints */
 #include "helpers.h"
 
 #if LINUX_VERSION_CODE < KERNEL_VERSION(7, 2, 0) || LINUX_VERSION_CODE >= KERNEL_VERSION(7, 3, 0)
@@ -119,9 +123,15 @@ struct tsg_redirect *tsg_redirect_new(const char *name, unsigned long target,
  * Returns 0, or -EBUSY when another IPMODIFY user (a livepatch, a BPF
  * trampoline, another hook) owns the function, or another negative errno.
  */
+/* Serialises enabling and disabling (rmmod against kvm_intel going away). */
+static DEFINE_MUTEX(tsg_redirect_lock);
+
 int tsg_redirect_enable(struct tsg_redirect *r)
 {
-	int ret = ftrace_set_filter_ip(&r->ops, r->target, 0, 0);
+	int ret;
+
+	guard(mutex)(&tsg_redirect_lock);
+	ret = ftrace_set_filter_ip(&r->ops, r->target, 0, 0);
 
 	if (ret)
 		return ret;
@@ -141,6 +151,7 @@ int tsg_redirect_enable(struct tsg_redirect *r)
  */
 void tsg_redirect_disable(struct tsg_redirect *r)
 {
+	guard(mutex)(&tsg_redirect_lock);
 	if (!r->enabled)
 		return;
 	WARN_ON_ONCE(unregister_ftrace_function(&r->ops));
@@ -380,30 +391,68 @@ static void tsg_on_exit(void *data, struct kvm_vcpu *vcpu, u32 isa)
 		tsg_kvm_zero_step_enter_busy(vcpu, ret);
 }
 
-static bool tsg_tracepoints_registered;
+/*
+ * The tracepoints are found by name among the kernel's own, not linked to:
+ * a reference to __tracepoint_kvm_exit would make this module depend on
+ * kvm.ko where KVM is a module, and fail to load (even in mode=sim) without
+ * it. Where KVM is a module its tracepoints are not among the kernel's, and
+ * the zero-step probes are simply not placed (attach says so).
+ */
+struct tsg_tp_lookup {
+	const char *name;
+	struct tracepoint *tp;
+};
+
+static void tsg_tp_match(struct tracepoint *tp, void *priv)
+{
+	struct tsg_tp_lookup *l = priv;
+
+	if (!strcmp(tp->name, l->name))
+		l->tp = tp;
+}
+
+static struct tracepoint *tsg_tracepoint(const char *name)
+{
+	struct tsg_tp_lookup l = { .name = name };
+
+	for_each_kernel_tracepoint(tsg_tp_match, &l);
+	return l.tp;
+}
+
+static struct tracepoint *tsg_tp_page_fault, *tsg_tp_exit;
 
 bool tsg_kvm_tracepoints_register(void)
 {
-	if (register_trace_kvm_page_fault(tsg_on_page_fault, NULL))
+	/* Type-check the probes against KVM's prototypes. */
+	void (*fault_probe)(void *, struct kvm_vcpu *, u64, u64) = tsg_on_page_fault;
+	void (*exit_probe)(void *, struct kvm_vcpu *, u32) = tsg_on_exit;
+	struct tracepoint *fault = tsg_tracepoint("kvm_page_fault");
+	struct tracepoint *exit = tsg_tracepoint("kvm_exit");
+
+	if (!fault || !exit)
 		return false;
-	if (register_trace_kvm_exit(tsg_on_exit, NULL)) {
-		unregister_trace_kvm_page_fault(tsg_on_page_fault, NULL);
+	if (tracepoint_probe_register(fault, (void *)fault_probe, NULL))
+		return false;
+	if (tracepoint_probe_register(exit, (void *)exit_probe, NULL)) {
+		tracepoint_probe_unregister(fault, (void *)fault_probe, NULL);
 		tracepoint_synchronize_unregister();
 		return false;
 	}
-	tsg_tracepoints_registered = true;
+	tsg_tp_page_fault = fault;
+	tsg_tp_exit = exit;
 	return true;
 }
 
 /* Removes the probes; when this returns none is running. */
 void tsg_kvm_tracepoints_unregister(void)
 {
-	if (!tsg_tracepoints_registered)
+	if (!tsg_tp_page_fault)
 		return;
-	unregister_trace_kvm_exit(tsg_on_exit, NULL);
-	unregister_trace_kvm_page_fault(tsg_on_page_fault, NULL);
+	tracepoint_probe_unregister(tsg_tp_exit, (void *)tsg_on_exit, NULL);
+	tracepoint_probe_unregister(tsg_tp_page_fault, (void *)tsg_on_page_fault, NULL);
 	tracepoint_synchronize_unregister();
-	tsg_tracepoints_registered = false;
+	tsg_tp_page_fault = NULL;
+	tsg_tp_exit = NULL;
 }
 
 /* mmu_lock's read side, as KVM's fault path takes it, for the zero-step kick. */
@@ -420,4 +469,39 @@ void tsg_kvm_mmu_read_unlock(struct kvm *kvm)
 struct kvm *tsg_kvm_vcpu_kvm(struct kvm_vcpu *vcpu)
 {
 	return vcpu->kvm;
+}
+
+/*
+ * Where kvm_intel is a module, it may be unloaded while the module is
+ * attached (only once its VMs are gone, as they hold it). Its functions go
+ * with it: the redirection is removed then, and says so; a reloaded
+ * kvm_intel is not hooked again until tdx_sept_guard is reloaded.
+ */
+static struct tsg_redirect *tsg_watched;
+
+static int tsg_module_notify(struct notifier_block *nb, unsigned long action, void *data)
+{
+	struct module *mod = data;
+	struct tsg_redirect *r = READ_ONCE(tsg_watched);
+
+	if (action == MODULE_STATE_GOING && r && within_module(r->target, mod)) {
+		tsg_redirect_disable(r);
+		pr_info("kvm: %s is being unloaded: detached from it (reload tdx_sept_guard once it is back)\n",
+			mod->name);
+	}
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block tsg_module_nb = { .notifier_call = tsg_module_notify };
+
+int tsg_kvm_watch_owner(struct tsg_redirect *r)
+{
+	WRITE_ONCE(tsg_watched, r);
+	return register_module_notifier(&tsg_module_nb);
+}
+
+void tsg_kvm_unwatch_owner(void)
+{
+	unregister_module_notifier(&tsg_module_nb);
+	WRITE_ONCE(tsg_watched, NULL);
 }

@@ -23,6 +23,8 @@ struct tsg_redirect *tsg_redirect_new(const char *name, unsigned long target,
 int tsg_redirect_enable(struct tsg_redirect *r);
 void tsg_redirect_disable(struct tsg_redirect *r);
 void tsg_redirect_free(struct tsg_redirect *r);
+int tsg_kvm_watch_owner(struct tsg_redirect *r);
+void tsg_kvm_unwatch_owner(void);
 
 int tsg_kvm_call_set_private_spte(unsigned long fn, struct kvm *kvm, u64 gfn, u64 old_spte,
 				  u64 new_spte, int level, u64 *status);

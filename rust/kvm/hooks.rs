@@ -38,6 +38,8 @@ extern "C" {
     fn tsg_redirect_enable(r: *mut RedirectRaw) -> c_int;
     fn tsg_redirect_disable(r: *mut RedirectRaw);
     fn tsg_redirect_free(r: *mut RedirectRaw);
+    fn tsg_kvm_watch_owner(r: *mut RedirectRaw) -> c_int;
+    fn tsg_kvm_unwatch_owner();
     fn tsg_kvm_call_set_private_spte(
         fn_: usize,
         kvm: *mut kvm,
@@ -139,6 +141,20 @@ impl Redirect {
         Ok(this)
     }
 
+    /// Removes the redirection when the module that owns the target goes
+    /// away (kvm_intel, where it is a module) until [`OwnerWatch`] drops.
+    /// Only one redirection is watched at a time.
+    ///
+    /// # Safety
+    ///
+    /// The returned [`OwnerWatch`] must be dropped before `self`.
+    pub(crate) unsafe fn watch_owner(&self) -> Result<OwnerWatch> {
+        // SAFETY: `raw` is live until `self` drops, and by the caller's
+        // contract the notifier is unregistered before that.
+        to_result(unsafe { tsg_kvm_watch_owner(self.raw.as_ptr()) })?;
+        Ok(OwnerWatch(()))
+    }
+
     /// Stops redirecting. Calls already inside the replacement carry on.
     pub(crate) fn disable(&self) {
         // SAFETY: `raw` is live (type invariant); disabling twice is allowed.
@@ -151,6 +167,16 @@ impl Drop for Redirect {
         // SAFETY: `raw` came from `tsg_redirect_new()` (type invariant) and is
         // freed once, here; freeing disables the redirection first.
         unsafe { tsg_redirect_free(self.raw.as_ptr()) }
+    }
+}
+
+/// A module notifier watching a [`Redirect`]'s target; removed on drop.
+pub(crate) struct OwnerWatch(());
+
+impl Drop for OwnerWatch {
+    fn drop(&mut self) {
+        // SAFETY: Process context; removes what `watch_owner` registered.
+        unsafe { tsg_kvm_unwatch_owner() }
     }
 }
 

@@ -305,6 +305,8 @@ pub(crate) struct KvmState {
 /// The attached backend: the redirection and the state it calls into.
 /// Dropping it detaches.
 pub(crate) struct KvmBackend {
+    // Dropped before `redirect`, as `watch_owner` requires.
+    _owner_watch: Option<hooks::OwnerWatch>,
     redirect: hooks::Redirect,
     _leaf_probes: hooks::LeafProbes,
     _destroy_probe: hooks::DestroyProbe,
@@ -381,6 +383,8 @@ impl KvmBackend {
             hooks::Redirect::new(opts.target, orig, hooks::set_private_spte_replacement())
         } {
             Ok(redirect) => {
+                // SAFETY: `KvmBackend` drops the watch before the redirect.
+                let owner_watch = unsafe { redirect.watch_owner() }.ok();
                 let leaf_probes = hooks::LeafProbes::register(opts.leaf_probes);
                 let destroy_probe = hooks::DestroyProbe::register();
                 let zero_step_probes = hooks::ZeroStepProbes::register();
@@ -397,6 +401,7 @@ impl KvmBackend {
                     }
                 );
                 Ok(Self {
+                    _owner_watch: owner_watch,
                     redirect,
                     _leaf_probes: leaf_probes,
                     _destroy_probe: destroy_probe,
