@@ -12,6 +12,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/fs.h>
 #include <linux/ftrace.h>
 #include <linux/kprobes.h>
 #include <linux/module.h>
@@ -71,6 +72,26 @@ bool tsg_kvm_ibt_enabled(void)
 bool tsg_kvm_has_endbr(unsigned long addr)
 {
 	return tsg_is_endbr(addr);
+}
+
+/*
+ * kvm_intel's "tdx" parameter (enable_tdx, not exported), read where every
+ * user reads it: 1 (Y), 0 (N), or -1 when there is no such parameter.
+ */
+int tsg_kvm_tdx_param(void)
+{
+	struct file *f = filp_open("/sys/module/kvm_intel/parameters/tdx", O_RDONLY, 0);
+	loff_t pos = 0;
+	char c = 0;
+	ssize_t n;
+
+	if (IS_ERR(f))
+		return -1;
+	n = kernel_read(f, &c, 1, &pos);
+	filp_close(f, NULL);
+	if (n != 1)
+		return -1;
+	return c == 'Y' || c == 'y' || c == '1';
 }
 
 bool tsg_kvm_tdx_host_platform(void)

@@ -17,6 +17,7 @@ unsigned long tsg_kvm_lookup(const char *name);
 bool tsg_kvm_ibt_enabled(void);
 bool tsg_kvm_has_endbr(unsigned long addr);
 bool tsg_kvm_tdx_host_platform(void);
+int tsg_kvm_tdx_param(void);
 
 struct tsg_redirect *tsg_redirect_new(const char *name, unsigned long target,
 				      unsigned long replacement);

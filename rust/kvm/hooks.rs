@@ -33,6 +33,7 @@ extern "C" {
     fn tsg_kvm_ibt_enabled() -> bool;
     fn tsg_kvm_has_endbr(addr: usize) -> bool;
     fn tsg_kvm_tdx_host_platform() -> bool;
+    fn tsg_kvm_tdx_param() -> c_int;
     fn tsg_redirect_new(name: *const c_char, target: usize, replacement: usize)
         -> *mut RedirectRaw;
     fn tsg_redirect_enable(r: *mut RedirectRaw) -> c_int;
@@ -89,6 +90,17 @@ pub(crate) fn has_endbr(addr: usize) -> bool {
     // SAFETY: `addr` is the start of a kernel function (from `lookup`): four
     // readable bytes of kernel text.
     unsafe { tsg_kvm_has_endbr(addr) }
+}
+
+/// kvm_intel's `tdx` parameter (`enable_tdx`): `Some(true)` if KVM's TDX
+/// support is on, `None` if there is no such parameter.
+pub(crate) fn tdx_enabled_in_kvm() -> Option<bool> {
+    // SAFETY: Process context (it opens a sysfs file).
+    match unsafe { tsg_kvm_tdx_param() } {
+        1 => Some(true),
+        0 => Some(false),
+        _ => None,
+    }
 }
 
 /// Whether the CPU is a TDX host platform (`X86_FEATURE_TDX_HOST_PLATFORM`).

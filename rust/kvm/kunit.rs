@@ -400,6 +400,7 @@ fn attach(kick_timeout_us: u32) -> core::result::Result<KvmBackend, Unavailable>
         kick_timeout_us,
         without_tdx_platform: true,
         leaf_probes: false,
+        watch_owner: false,
     })
 }
 
@@ -686,8 +687,12 @@ mod tests {
             kick_timeout_us: 1000,
             without_tdx_platform: true,
             leaf_probes: false,
+            watch_owner: false,
         });
         let missing = matches!(r, Err(Unavailable::NoKvmTdx));
+        if let Err(why) = &r {
+            pr_info!("kvm: refused: {}\n", why.reason());
+        }
         drop(r);
         assert!(missing);
     }
@@ -700,6 +705,9 @@ mod tests {
             unsafe { Redirect::new(TARGET, target, hooks::set_private_spte_replacement())? };
         let r = attach(1000);
         let refused = matches!(r, Err(Unavailable::AlreadyHooked));
+        if let Err(why) = &r {
+            pr_info!("kvm: refused: {}\n", why.reason());
+        }
         drop(r);
         drop(other);
         assert!(refused);

@@ -84,6 +84,8 @@ pub(crate) enum Unavailable {
     /// The kernel has no KVM TDX code (`CONFIG_KVM_INTEL_TDX`), or
     /// `kvm_intel` is a module that is not loaded.
     NoKvmTdx,
+    /// kvm_intel's `tdx` parameter is off.
+    TdxDisabled,
     /// The CPU is not a TDX host platform.
     NoTdxPlatform,
     /// IBT is on and the function to call back has no ENDBR.
@@ -101,6 +103,7 @@ impl Unavailable {
     pub(crate) fn reason(self) -> &'static str {
         match self {
             Self::NoKvmTdx => "KVM TDX is not in this kernel (no tdx_sept_set_private_spte: CONFIG_KVM_INTEL_TDX off, or kvm_intel not loaded)",
+            Self::TdxDisabled => "KVM's TDX support is disabled (kvm_intel.tdx=N), so KVM runs no TD",
             Self::NoTdxPlatform => "this CPU is not a TDX host platform (no X86_FEATURE_TDX_HOST_PLATFORM), so KVM runs no TD",
             Self::NoEndbr => "IBT is on and tdx_sept_set_private_spte has no ENDBR: calling it through a pointer would fault",
             Self::AlreadyHooked => "tdx_sept_set_private_spte is already redirected by another ftrace IPMODIFY user (a livepatch or a BPF trampoline)",
@@ -332,6 +335,10 @@ pub(crate) struct AttachOptions {
     /// Place the per-leaf kretprobes. The KUnit suite redirects the
     /// SEAMCALL wrappers instead, which a kretprobe cannot share.
     pub(crate) leaf_probes: bool,
+    /// Watch for kvm_intel's unloading with a module notifier. Not from a
+    /// KUnit suite: those run inside the module notifier chain, whose lock
+    /// registering a notifier would wait for.
+    pub(crate) watch_owner: bool,
 }
 
 /// Attaches to KVM TDX if it is usable (`mode=auto`, `mode=kvm`).
@@ -342,6 +349,7 @@ pub(crate) fn attach() -> Result<Arc<dyn Backend>, Unavailable> {
         kick_timeout_us: crate::params::kick_timeout_us().map_err(Unavailable::HookFailed)?,
         without_tdx_platform: false,
         leaf_probes: true,
+        watch_owner: true,
     };
     let backend: Arc<dyn Backend> = Arc::new(KvmBackend::attach(opts)?, GFP_KERNEL)
         .map_err(|_| Unavailable::HookFailed(ENOMEM))?;
@@ -353,8 +361,13 @@ impl KvmBackend {
     /// caller says what happened.
     pub(crate) fn attach(opts: AttachOptions) -> Result<Self, Unavailable> {
         let orig = hooks::lookup(opts.target).ok_or(Unavailable::NoKvmTdx)?;
-        if !opts.without_tdx_platform && !hooks::tdx_host_platform() {
-            return Err(Unavailable::NoTdxPlatform);
+        if !opts.without_tdx_platform {
+            if hooks::tdx_enabled_in_kvm() == Some(false) {
+                return Err(Unavailable::TdxDisabled);
+            }
+            if !hooks::tdx_host_platform() {
+                return Err(Unavailable::NoTdxPlatform);
+            }
         }
         if hooks::ibt_enabled() && !hooks::has_endbr(orig) {
             return Err(Unavailable::NoEndbr);
@@ -383,8 +396,12 @@ impl KvmBackend {
             hooks::Redirect::new(opts.target, orig, hooks::set_private_spte_replacement())
         } {
             Ok(redirect) => {
-                // SAFETY: `KvmBackend` drops the watch before the redirect.
-                let owner_watch = unsafe { redirect.watch_owner() }.ok();
+                let owner_watch = if opts.watch_owner {
+                    // SAFETY: `KvmBackend` drops the watch before the redirect.
+                    unsafe { redirect.watch_owner() }.ok()
+                } else {
+                    None
+                };
                 let leaf_probes = hooks::LeafProbes::register(opts.leaf_probes);
                 let destroy_probe = hooks::DestroyProbe::register();
                 let zero_step_probes = hooks::ZeroStepProbes::register();
