@@ -18,7 +18,9 @@
 //! "same place": a streak of EPT violations on one GPA with no progress. When
 //! the streak reaches the 7th fault, or VP.ENTER comes back busy on the S-EPT
 //! tree, it reports an event and answers [`ZeroStepVerdict::KickAndWait`]
-//! rather than another blind entry, as the LKML thread asks.
+//! rather than another blind entry, as the LKML thread asks. The caller
+//! learns from [`ZeroStep::engaged_now`] that this exit was the event (the
+//! module traces it).
 
 use super::counters::{CounterCell, Counters};
 use super::status::{Leaf, Operand, Status, StatusKind};
@@ -47,6 +49,8 @@ pub struct ZeroStep {
     gpa: Option<u64>,
     streak: u32,
     engaged: bool,
+    /// The last `on_*` call engaged it.
+    engaged_now: bool,
 }
 
 impl ZeroStep {
@@ -56,6 +60,7 @@ impl ZeroStep {
             gpa: None,
             streak: 0,
             engaged: false,
+            engaged_now: false,
         }
     }
 
@@ -69,6 +74,15 @@ impl ZeroStep {
         self.engaged
     }
 
+    /// True if the last [`Self::on_ept_violation`] or
+    /// [`Self::on_enter_status`] engaged the mitigation: that exit was the
+    /// zero-step event (`zero_step_events` counted it). Later exits of the
+    /// same streak still answer [`ZeroStepVerdict::KickAndWait`] but are not
+    /// new events.
+    pub fn engaged_now(&self) -> bool {
+        self.engaged_now
+    }
+
     /// Records a private-GPA EPT violation at `gpa`. A different GPA counts as
     /// progress and starts a new streak.
     pub fn on_ept_violation<C: CounterCell>(
@@ -76,6 +90,7 @@ impl ZeroStep {
         gpa: u64,
         counters: &Counters<C>,
     ) -> ZeroStepVerdict {
+        self.engaged_now = false;
         if self.gpa != Some(gpa) {
             self.on_progress();
             self.gpa = Some(gpa);
@@ -94,6 +109,7 @@ impl ZeroStep {
         status: Status,
         counters: &Counters<C>,
     ) -> ZeroStepVerdict {
+        self.engaged_now = false;
         if !status.is_operand_busy() {
             return ZeroStepVerdict::Reenter;
         }
@@ -113,6 +129,7 @@ impl ZeroStep {
     fn engage<C: CounterCell>(&mut self, counters: &Counters<C>) {
         if !self.engaged {
             self.engaged = true;
+            self.engaged_now = true;
             counters.zero_step_events.add(1);
         }
     }

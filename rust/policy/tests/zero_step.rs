@@ -109,3 +109,33 @@ fn enter_busy_on_epoch_or_success_changes_nothing() {
     assert_eq!(c.zero_step_events.get(), 0);
     assert_eq!(c.busy_operand_td_epoch.get(), 1);
 }
+
+#[test]
+fn engaged_now_is_true_on_the_engaging_exit_only() {
+    let c = HostCounters::new();
+    let mut z = ZeroStep::new();
+    for n in 1..=6 {
+        z.on_ept_violation(0x5000, &c);
+        assert!(!z.engaged_now(), "fault {n}");
+    }
+    z.on_ept_violation(0x5000, &c);
+    assert!(z.engaged_now());
+    // The same streak goes on: no new event.
+    z.on_ept_violation(0x5000, &c);
+    assert!(!z.engaged_now());
+    assert!(z.is_engaged());
+    let busy_sept = Status::from_raw(TDX_OPERAND_BUSY | u64::from(TDX_OPERAND_ID_SEPT));
+    z.on_enter_status(busy_sept, &c);
+    assert!(!z.engaged_now());
+    z.on_progress();
+    assert!(!z.engaged_now());
+    // A busy VP.ENTER on the S-EPT tree engages a fresh detector at once.
+    assert_eq!(
+        z.on_enter_status(busy_sept, &c),
+        ZeroStepVerdict::KickAndWait
+    );
+    assert!(z.engaged_now());
+    z.on_enter_status(Status::SUCCESS, &c);
+    assert!(!z.engaged_now());
+    assert_eq!(c.zero_step_events.get(), 2);
+}
