@@ -7,6 +7,7 @@
 //! bounded by the platform's deadline.
 
 use super::counters::{CounterCell, Counters};
+use super::events::{Events, NoEvents};
 use super::gate::{EntryGate, KickGuard, KickTimeout, VcpuSet};
 use super::op::{Seamcall, SeptOp};
 use super::retry::{Policy, BLIND_RETRY_BUG_AT, BLIND_RETRY_WARN_AT};
@@ -71,16 +72,21 @@ impl Outcome {
 }
 
 /// Runs S-EPT operations for one VM.
-pub struct Executor<'a, G: Atomic64, V: VcpuSet, C: CounterCell, K: Clock> {
+///
+/// `E` observes its kicks and retries ([`Self::with_events`]); by default
+/// nothing does.
+pub struct Executor<'a, G: Atomic64, V: VcpuSet, C: CounterCell, K: Clock, E: Events = NoEvents> {
     policy: Policy,
     gate: &'a EntryGate<G>,
     vcpus: &'a V,
     counters: &'a Counters<C>,
     clock: &'a K,
+    events: &'a E,
 }
 
 impl<'a, G: Atomic64, V: VcpuSet, C: CounterCell, K: Clock> Executor<'a, G, V, C, K> {
-    /// An executor for the VM whose gate, vCPUs and counters are given.
+    /// An executor for the VM whose gate, vCPUs and counters are given,
+    /// reporting no events.
     pub fn new(
         policy: Policy,
         gate: &'a EntryGate<G>,
@@ -94,6 +100,21 @@ impl<'a, G: Atomic64, V: VcpuSet, C: CounterCell, K: Clock> Executor<'a, G, V, C
             vcpus,
             counters,
             clock,
+            events: &NoEvents,
+        }
+    }
+}
+
+impl<'a, G: Atomic64, V: VcpuSet, C: CounterCell, K: Clock, E: Events> Executor<'a, G, V, C, K, E> {
+    /// The same executor, reporting its kicks and retries to `events`.
+    pub fn with_events<F: Events>(self, events: &'a F) -> Executor<'a, G, V, C, K, F> {
+        Executor {
+            policy: self.policy,
+            gate: self.gate,
+            vcpus: self.vcpus,
+            counters: self.counters,
+            clock: self.clock,
+            events,
         }
     }
 
@@ -189,6 +210,7 @@ impl<'a, G: Atomic64, V: VcpuSet, C: CounterCell, K: Clock> Executor<'a, G, V, C
                     };
                 }
                 self.counters.retries.add(1);
+                self.events.retry(op, status, tries);
             }
         }
         let reason = match guard {
@@ -216,6 +238,7 @@ impl<'a, G: Atomic64, V: VcpuSet, C: CounterCell, K: Clock> Executor<'a, G, V, C
             }
             if tries < BLIND_RETRY_BUG_AT {
                 self.counters.retries.add(1);
+                self.events.retry(op, status, tries);
             }
         }
         Outcome::VmBug {
@@ -244,15 +267,16 @@ impl<'a, G: Atomic64, V: VcpuSet, C: CounterCell, K: Clock> Executor<'a, G, V, C
         status
     }
 
-    /// Kicks under an already raised gate and counts it.
+    /// Kicks under an already raised gate, counts it and reports it.
     fn kick(&self, guard: &KickGuard<'a, G>) -> Result<(), KickTimeout> {
         self.counters.kicks.add(1);
         let start = self.clock.now_ns();
-        let result = guard.kick(self.vcpus);
+        let (kicked, result) = guard.kick_counted(self.vcpus);
         let waited = self.clock.now_ns().saturating_sub(start);
         self.counters.gate_wait_ns.add(waited);
+        self.events.kick(kicked, waited, result.is_ok());
         match result {
-            Ok(kicked) => {
+            Ok(()) => {
                 self.counters.vcpus_kicked.add(kicked as u64);
                 Ok(())
             }

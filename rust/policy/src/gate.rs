@@ -216,6 +216,13 @@ impl<'a, G: Atomic64> KickGuard<'a, G> {
     /// vCPU whose old mode is not `OUTSIDE_GUEST_MODE`. Returns how many were
     /// kicked. On `Ok`, and until the guard drops, no vCPU is in guest mode.
     pub fn kick<V: VcpuSet>(&self, vcpus: &V) -> Result<usize, KickTimeout> {
+        let (kicked, result) = self.kick_counted(vcpus);
+        result.map(|()| kicked)
+    }
+
+    /// [`Self::kick`], which also says how many vCPUs were kicked when some
+    /// did not acknowledge in time.
+    pub fn kick_counted<V: VcpuSet>(&self, vcpus: &V) -> (usize, Result<(), KickTimeout>) {
         let mut kick = vcpus.begin_kick();
         let mut kicked = 0;
         for i in 0..vcpus.nr_vcpus() {
@@ -224,7 +231,7 @@ impl<'a, G: Atomic64> KickGuard<'a, G> {
                 kicked += 1;
             }
         }
-        vcpus.wait_for_acks(kick).map(|()| kicked)
+        (kicked, vcpus.wait_for_acks(kick))
     }
 }
 

@@ -30,6 +30,8 @@
 //!   `BlindRetry` and `Upstream72` baselines.
 //! - [`executor`]: runs one operation under a policy ([`Executor`],
 //!   [`Outcome`]).
+//! - [`events`]: what the executor reports as it goes, to an [`Events`]
+//!   observer (the module's trace events); [`NoEvents`] by default.
 //! - [`zero_step`]: the per-vCPU zero-step detector ([`ZeroStep`]).
 //! - [`counters`]: the [`counter_table!`] macro, which declares a table of
 //!   counters once each (name, help text, group); the [`CounterTable`] trait
@@ -48,6 +50,7 @@
 extern crate std;
 
 pub mod counters;
+pub mod events;
 pub mod executor;
 pub mod gate;
 pub mod op;
@@ -61,6 +64,7 @@ pub use self::counters::{CounterCell, CounterDesc, CounterTable, Counters};
 // On the host `#[macro_export]` already put the macro here, at the crate root.
 #[cfg(in_kernel)]
 pub use self::counters::counter_table;
+pub use self::events::{Events, NoEvents};
 pub use self::executor::{Executor, Outcome, VmBugReason};
 pub use self::gate::{
     exiting_guest_mode, vcpu_exit, vcpu_try_enter, EntryGate, GateRaised, KickGuard, KickTimeout,

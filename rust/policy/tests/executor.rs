@@ -12,8 +12,8 @@ use tdx_sept_guard_policy::status::{
     TDX_OPERAND_BUSY, TDX_PREVIOUS_TLB_EPOCH_BUSY, TDX_TLB_TRACKING_NOT_DONE,
 };
 use tdx_sept_guard_policy::{
-    Atomic32, Atomic64, CounterCell, CounterTable, EntryGate, Executor, Leaf, MaxTries, Outcome,
-    Policy, SeptOp, SpteError, Status, VmBugReason, FROZEN_SPTE,
+    Atomic32, Atomic64, CounterCell, CounterTable, EntryGate, Events, Executor, Leaf, MaxTries,
+    Outcome, Policy, SeptOp, SpteError, Status, VmBugReason, FROZEN_SPTE,
 };
 
 const BUSY_SEPT: u64 = TDX_OPERAND_BUSY | 0x92;
@@ -380,4 +380,132 @@ fn ops_and_seamcalls_are_counted() {
     assert_eq!(vm.count("ops"), 2);
     assert_eq!(vm.count("seamcalls"), 3);
     assert_eq!(vm.count("busy_block"), 1);
+}
+
+/// One report to an [`Events`] observer.
+#[derive(Debug, PartialEq)]
+enum Event {
+    Kick {
+        kicked: usize,
+        wait_ns: u64,
+        ok: bool,
+    },
+    Retry {
+        op: SeptOp,
+        status: u64,
+        tries: u32,
+    },
+}
+
+/// Records what the executor reports.
+#[derive(Default)]
+struct Recorder(RefCell<Vec<Event>>);
+
+impl Events for Recorder {
+    fn kick(&self, kicked: usize, wait_ns: u64, ok: bool) {
+        self.0.borrow_mut().push(Event::Kick {
+            kicked,
+            wait_ns,
+            ok,
+        });
+    }
+    fn retry(&self, op: &SeptOp, status: Status, tries: u32) {
+        self.0.borrow_mut().push(Event::Retry {
+            op: *op,
+            status: status.raw(),
+            tries,
+        });
+    }
+}
+
+#[test]
+fn events_report_the_kick_then_the_retry() {
+    let vm = Vm::new(&[IN_GUEST_MODE, OUTSIDE_GUEST_MODE, IN_GUEST_MODE]);
+    let rec = Recorder::default();
+    let op = SeptOp {
+        leaf: Leaf::MemSeptAdd,
+        gpa: 0x20_0000,
+        level: 2,
+    };
+    let mut sc = Script::new(&[BUSY_SEPT, 0]);
+    let out = vm.exec(Policy::DEFAULT).with_events(&rec).run(&op, &mut sc);
+    assert_eq!(out, Outcome::Done { tries: 2 });
+    assert_eq!(
+        *rec.0.borrow(),
+        vec![
+            Event::Kick {
+                kicked: 2,
+                wait_ns: 100,
+                ok: true
+            },
+            Event::Retry {
+                op,
+                status: BUSY_SEPT,
+                tries: 1
+            },
+        ]
+    );
+}
+
+#[test]
+fn events_report_a_timed_out_kick_with_its_vcpus_and_no_retry() {
+    let vm = Vm::new(&[IN_GUEST_MODE, IN_GUEST_MODE]);
+    vm.vcpus.ack.set(false);
+    let rec = Recorder::default();
+    let mut sc = Script::new(&[BUSY_SEPT]);
+    let out = vm
+        .exec(Policy::DEFAULT)
+        .with_events(&rec)
+        .run(&AUG, &mut sc);
+    assert!(matches!(
+        out,
+        Outcome::VmBug {
+            reason: VmBugReason::KickTimeout,
+            ..
+        }
+    ));
+    assert_eq!(
+        *rec.0.borrow(),
+        vec![Event::Kick {
+            kicked: 2,
+            wait_ns: 100,
+            ok: false
+        }]
+    );
+}
+
+#[test]
+fn events_report_each_blind_retry_and_no_kick() {
+    let vm = Vm::new(&[IN_GUEST_MODE]);
+    let rec = Recorder::default();
+    let mut sc = Script::new(&[BUSY_RCX, BUSY_RCX, BUSY_RCX, 0]);
+    let out = vm
+        .exec(Policy::BlindRetry)
+        .with_events(&rec)
+        .run(&AUG, &mut sc);
+    assert_eq!(out, Outcome::Done { tries: 4 });
+    let retry = |tries| Event::Retry {
+        op: AUG,
+        status: BUSY_RCX,
+        tries,
+    };
+    assert_eq!(*rec.0.borrow(), vec![retry(1), retry(2), retry(3)]);
+}
+
+#[test]
+fn events_report_kick_and_wait_and_nothing_without_busy() {
+    let vm = Vm::new(&[IN_GUEST_MODE]);
+    let rec = Recorder::default();
+    let exec = vm.exec(Policy::DEFAULT).with_events(&rec);
+    exec.run(&AUG, &mut Script::new(&[0]));
+    assert!(rec.0.borrow().is_empty());
+    drop(exec.kick_and_wait().unwrap());
+    assert_eq!(
+        *rec.0.borrow(),
+        vec![Event::Kick {
+            kicked: 1,
+            wait_ns: 100,
+            ok: true
+        }]
+    );
 }

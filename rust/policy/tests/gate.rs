@@ -114,6 +114,8 @@ fn kick_marks_vcpus_in_guest_exiting() {
     vcpus.ack.set(false);
     let guard = KickGuard::raise(&gate);
     assert_eq!(guard.kick(&vcpus), Err(KickTimeout));
+    // The two vCPUs not outside guest mode were kicked, and stay unacked.
+    assert_eq!(guard.kick_counted(&vcpus), (2, Err(KickTimeout)));
     let modes: Vec<u32> = vcpus.modes.iter().map(|m| m.load_acquire()).collect();
     assert_eq!(
         modes,

@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What the executor reports as it goes, beside its counters.
+//!
+//! The counters say how often; an [`Events`] observer learns each kick and
+//! each retry as it happens, with its arguments. The kernel module turns
+//! them into trace events (`events/tdx_sept_guard/`); the crate itself
+//! knows nothing of tracing and, by default ([`NoEvents`]), reports nothing.
+
+use super::op::SeptOp;
+use super::status::Status;
+
+/// An observer of the executor. Every method defaults to doing nothing, and
+/// each is called on the executor's own path (under the caller's locks,
+/// with the gate up for a kick): an implementation must be quick and must
+/// not sleep.
+pub trait Events {
+    /// A kick ended: `kicked` vCPUs were found in guest mode and sent an
+    /// IPI, the kick took `wait_ns` from sending to the last
+    /// acknowledgement, and `ok` is false if some vCPU did not acknowledge
+    /// before the deadline (the VM is then stopped).
+    fn kick(&self, kicked: usize, wait_ns: u64, ok: bool) {
+        let _ = (kicked, wait_ns, ok);
+    }
+
+    /// `op` is about to be issued again: its last SEAMCALL returned the
+    /// busy `status`, and `tries` SEAMCALLs were issued for it so far (the
+    /// retry is try `tries + 1`). For [`Policy::KickAndRetry`] the vCPUs
+    /// were kicked first.
+    ///
+    /// [`Policy::KickAndRetry`]: super::retry::Policy::KickAndRetry
+    fn retry(&self, op: &SeptOp, status: Status, tries: u32) {
+        let _ = (op, status, tries);
+    }
+}
+
+/// Reports nothing: the executor's default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoEvents;
+
+impl Events for NoEvents {}
