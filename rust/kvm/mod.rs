@@ -48,6 +48,7 @@ use crate::policy::{
     SeptOp,
     Status,
     VcpuSet,
+    VmBugReason,
     ZeroStepVerdict, //
 };
 use bindings::{
@@ -61,6 +62,7 @@ use kernel::{
     cpu::nr_cpu_ids,
     prelude::*,
     processor::cpu_relax,
+    str::BStr,
     sync::{
         atomic::{
             Acquire,
@@ -478,15 +480,17 @@ impl KvmState {
             clock: &self.clock,
             timeout_ns: self.kick_timeout_ns,
         };
-        let exec = Executor::new(self.policy, &gate, &vcpus, &vm.counters, &self.clock);
+        let exec = Executor::new(self.policy, &gate, &vcpus, &vm.counters, &self.clock)
+            .with_events(&vm.events);
         match exec.run(&op, &mut call) {
             Outcome::Done { .. } => 0,
             Outcome::Error { .. } => call.ret,
             Outcome::Busy { .. } => EBUSY.to_errno(),
-            Outcome::VmBug { reason, .. } => {
-                self.stop_vm(td, &vcpus);
+            Outcome::VmBug { reason, status, .. } => {
+                self.stop_vm(td, &vcpus, &vm, leaf, reason, status);
                 pr_warn!(
-                    "kvm: VM {:#x} stopped: {} at gfn {:#x} ended in {:?}\n",
+                    "kvm: VM {} ({:#x}) stopped: {} at gfn {:#x} ended in {:?}\n",
+                    BStr::from_bytes(vm.name()),
                     td.kvm() as usize,
                     leaf.name(),
                     gfn,
@@ -514,11 +518,22 @@ impl KvmState {
             clock: &self.clock,
             timeout_ns: self.kick_timeout_ns,
         };
-        let exec = Executor::new(self.policy, &gate, &vcpus, &vm.counters, &self.clock);
+        let exec = Executor::new(self.policy, &gate, &vcpus, &vm.counters, &self.clock)
+            .with_events(&vm.events);
         if exec.kick_and_wait().is_err() {
-            self.stop_vm(td, &vcpus);
+            // As the simulator records it: no SEAMCALL failed, the vCPUs
+            // were to be kept out of TDH.VP.ENTER.
+            self.stop_vm(
+                td,
+                &vcpus,
+                vm,
+                Leaf::VpEnter,
+                VmBugReason::KickTimeout,
+                Status::SUCCESS,
+            );
             pr_warn!(
-                "kvm: VM {:#x} stopped: a zero-step kick timed out\n",
+                "kvm: VM {} ({:#x}) stopped: a zero-step kick timed out\n",
+                BStr::from_bytes(vm.name()),
                 td.kvm() as usize
             );
         }
@@ -555,8 +570,18 @@ impl KvmState {
 
     /// Stops the VM as `kvm_vm_bugged()` does, from what a module may use:
     /// `vm_bugged` and `vm_dead`, `KVM_REQ_VM_DEAD` on every vCPU, and a
-    /// kick (bounded) so that running vCPUs see it.
-    fn stop_vm(&self, td: Td<'_>, vcpus: &KvmVcpus<'_>) {
+    /// kick (bounded) so that running vCPUs see it. Traces it (`tsg_vm_stop`)
+    /// with `leaf`, the `status` the policy saw and `reason`.
+    fn stop_vm(
+        &self,
+        td: Td<'_>,
+        vcpus: &KvmVcpus<'_>,
+        vm: &vm::VmState,
+        leaf: Leaf,
+        reason: VmBugReason,
+        status: Status,
+    ) {
+        vm.events.vm_stop(leaf, status, Some(reason));
         td.mark_bugged();
         for i in 0..td.online_vcpus() {
             if let Some(v) = td.vcpu(i) {

@@ -19,6 +19,7 @@ use crate::platform::{
     },
     ipi::IpiSet,
     sync::KCounter,
+    trace::VmEvents,
     workqueue::OwnedQueue,
 };
 use crate::policy::counters::NR_COUNTERS;
@@ -59,6 +60,8 @@ pub(super) struct VmState {
     pub(super) kvm: usize,
     /// The debugfs directory's name, `<pid>-<n>`.
     name: [u8; 32],
+    /// Its trace events; they show `n` as the VM's number (`vm=`).
+    pub(super) events: VmEvents,
     /// Kickers holding the gate (see `GateCell`).
     #[pin]
     pub(super) kickers: SpinLock<u64>,
@@ -111,7 +114,8 @@ fn show_vm_stats(vm: &VmRef, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 }
 
 impl VmState {
-    fn name(&self) -> &[u8] {
+    /// `<pid>-<n>`.
+    pub(super) fn name(&self) -> &[u8] {
         let len = self
             .name
             .iter()
@@ -278,6 +282,7 @@ impl Vms {
             try_pin_init!(VmState {
                 kvm: key,
                 name,
+                events: VmEvents::new(n),
                 kickers <- new_spinlock!(0, "VmState::kickers"),
                 ipis: IpiSet::new_atomic(nr_cpu_ids())?,
                 counters: Counters::new(),

@@ -4,12 +4,13 @@
 //! over the kernel's atomics and clock ([`sync`]), kthreads ([`thread`]),
 //! interrupt-off sections ([`irq`]), cross-CPU calls with deadlines
 //! ([`ipi`]), KVM's kind of `mmu_lock` ([`rwlock`]), debugfs files that pin
-//! the module while open ([`debugfs`]) and the string module parameters
-//! ([`param`]).
+//! the module while open ([`debugfs`]), the string module parameters
+//! ([`param`]) and the trace events ([`trace`]).
 //!
 //! Where Rust-for-Linux has no abstraction the work is done by small C
-//! functions in `helpers.c`; the `unsafe` calls into them stay in this
-//! directory, behind safe wrappers that are sound whoever calls them.
+//! functions in `helpers.c` (`events.c` for the trace events); the `unsafe`
+//! calls into them stay in this directory, behind safe wrappers that are
+//! sound whoever calls them.
 
 pub(crate) mod debugfs;
 pub(crate) mod ipi;
@@ -18,6 +19,7 @@ pub(crate) mod param;
 pub(crate) mod rwlock;
 pub(crate) mod sync;
 pub(crate) mod thread;
+pub(crate) mod trace;
 pub(crate) mod workqueue;
 
 /// Number of online CPUs.

@@ -169,6 +169,9 @@ impl Exits {
     fn fault(&mut self, vm: &Vm, idx: usize, ctx: &ThreadCtx, rip: u64, gpa: u64) {
         vm.module.ept_violation_exit(&mut self.module_zs, rip, gpa);
         let verdict = self.detector.on_ept_violation(gpa, &vm.counters);
+        if self.detector.engaged_now() {
+            vm.events.zero_step(idx, gpa);
+        }
         let kick_first =
             verdict == ZeroStepVerdict::KickAndWait && vm.cfg.policy.kicks_on_zero_step();
         self.fault_since.get_or_insert_with(|| vm.clock.now_ns());
@@ -243,9 +246,12 @@ impl ThreadBody for Vcpu {
             match exit {
                 Exit::GateClosed => {}
                 Exit::EnterBusy(status) => {
-                    if exits.detector.on_enter_status(status, &vm.counters)
-                        == ZeroStepVerdict::KickAndWait
-                        && vm.cfg.policy.kicks_on_zero_step()
+                    let verdict = exits.detector.on_enter_status(status, &vm.counters);
+                    if exits.detector.engaged_now() {
+                        // The entry was for this access.
+                        vm.events.zero_step(self.idx, access.gpa);
+                    }
+                    if verdict == ZeroStepVerdict::KickAndWait && vm.cfg.policy.kicks_on_zero_step()
                     {
                         // Make every vCPU leave, so that the next entry finds
                         // the module's locks free.

@@ -24,6 +24,7 @@ use crate::platform::{
         KClock,
         KCounter, //
     },
+    trace::VmEvents,
 };
 use crate::policy::counters::counter_table;
 use crate::policy::{
@@ -66,6 +67,10 @@ use kernel::{
     time::msecs_to_jiffies,
 };
 
+/// The number of the next simulated VM, as its trace events show it: 0 for
+/// the first one this load of the module makes (`mode=sim` makes one).
+static NEXT_VM: Atomic<u64> = Atomic::new(0);
+
 /// The kicker records kicked vCPUs in a `u64` mask.
 pub(crate) const MAX_VCPUS: u32 = 64;
 
@@ -94,8 +99,8 @@ pub(crate) struct SimConfig {
     pub(crate) seed: u64,
 }
 
-/// The policy executor of a simulated VM.
-pub(crate) type VmExecutor<'a> = Executor<'a, KAtomic64, Vm, KCounter, KClock>;
+/// The policy executor of a simulated VM, reporting to its trace events.
+pub(crate) type VmExecutor<'a> = Executor<'a, KAtomic64, Vm, KCounter, KClock, VmEvents>;
 
 /// Why the VM was stopped (`KVM_BUG_ON` in KVM).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -254,6 +259,8 @@ pub(crate) struct Vm {
     /// checks the gate with it.
     pub(crate) in_guest: Atomic<u64>,
     pub(crate) inject: Injection,
+    /// Its trace events, with its number (`vm=`).
+    pub(crate) events: VmEvents,
     stopped: Atomic<bool>,
     #[pin]
     stop_record: SpinLock<Option<StopRecord>>,
@@ -312,6 +319,7 @@ impl Vm {
             clock: KClock::new(),
             in_guest: Atomic::new(0),
             inject: Injection::new(),
+            events: VmEvents::new(NEXT_VM.fetch_add(1, Relaxed)),
             stopped: Atomic::new(false),
             stop_record <- new_spinlock!(None, "Vm::stop_record"),
             threads <- new_spinlock!(VcpuThreads::default(), "Vm::threads"),
@@ -320,7 +328,8 @@ impl Vm {
         Arc::pin_init(init, GFP_KERNEL)
     }
 
-    /// An executor running this VM's S-EPT operations under its policy.
+    /// An executor running this VM's S-EPT operations under its policy; its
+    /// kicks and retries are the VM's trace events.
     pub(crate) fn executor(&self) -> VmExecutor<'_> {
         Executor::new(
             self.cfg.policy,
@@ -329,6 +338,7 @@ impl Vm {
             &self.counters,
             &self.clock,
         )
+        .with_events(&self.events)
     }
 
     /// The mirror SPTE of the 4K page at `gpa`.
@@ -377,23 +387,27 @@ impl Vm {
         ((rng.below(pages as u64) as usize).min(last_start) as u64) << 12
     }
 
-    /// Stops the VM: its vCPUs never enter again. The first record wins.
+    /// Stops the VM: its vCPUs never enter again. The first record wins;
+    /// it alone is logged and traced.
     pub(crate) fn stop(&self, leaf: Leaf, reason: Option<VmBugReason>, status: Status) {
         let mut rec = self.stop_record.lock();
         if rec.is_none() {
             match reason {
                 Some(reason) => pr_warn!(
-                    "sim VM stopped: {} ended in {:?} (status {:#018x})\n",
+                    "sim VM {} stopped: {} ended in {:?} (status {:#018x})\n",
+                    self.events.vm(),
                     leaf.name(),
                     reason,
                     status.raw()
                 ),
                 None => pr_warn!(
-                    "sim VM stopped: {} failed (status {:#018x})\n",
+                    "sim VM {} stopped: {} failed (status {:#018x})\n",
+                    self.events.vm(),
                     leaf.name(),
                     status.raw()
                 ),
             }
+            self.events.vm_stop(leaf, status, reason);
             *rec = Some(StopRecord {
                 leaf,
                 reason,

@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The module's trace events: `events/tdx_sept_guard/` in tracefs.
+//!
+//! The events are declared in C with the kernel's `TRACE_EVENT` machinery
+//! (`events.h`), as binder declares its own. The kernel crate's
+//! `declare_trace!` reaches a tracepoint through the kernel's bindings, which
+//! an out-of-tree module cannot add to; `events.c` instead has one small
+//! wrapper per event, declared and called here. A wrapper records the event
+//! only when it is enabled, so a disabled event costs one call and a test of
+//! the tracepoint's static key. The events come from the slow paths only (a
+//! kick, a retry, a zero-step event, a VM stop), never once per SEAMCALL.
+//!
+//! Both backends fire the same events through [`VmEvents`], which also
+//! reports the policy executor's kicks and retries (it implements the policy
+//! crate's [`Events`]). Each backend numbers its VMs (`vm=`).
+
+use crate::policy::{
+    Events,
+    Leaf,
+    SeptOp,
+    Status,
+    VmBugReason, //
+};
+use kernel::{
+    ffi::c_char,
+    prelude::*, //
+};
+
+// The wrappers in events.c; the prototypes are in events.h.
+extern "C" {
+    fn tsg_trace_kick(vm: u64, kicked: u32, wait_ns: u64, ok: bool);
+    fn tsg_trace_retry(vm: u64, leaf: u32, gpa: u64, level: u8, status: u64, tries: u32);
+    fn tsg_trace_zero_step(vm: u64, vcpu: u32, gpa: u64);
+    fn tsg_trace_vm_stop(vm: u64, leaf: u32, status: u64, reason: *const c_char);
+}
+
+/// `tsg_kick`: a kick of VM `vm` ended (see `events.h`).
+#[inline]
+pub(crate) fn kick(vm: u64, kicked: usize, wait_ns: u64, ok: bool) {
+    let kicked = u32::try_from(kicked).unwrap_or(u32::MAX);
+    // SAFETY: Always safe to call: the arguments are plain values.
+    unsafe { tsg_trace_kick(vm, kicked, wait_ns, ok) }
+}
+
+/// `tsg_retry`: `op` is issued again after `tries` SEAMCALLs, the last of
+/// which returned the busy `status`.
+#[inline]
+pub(crate) fn retry(vm: u64, op: &SeptOp, status: Status, tries: u32) {
+    let leaf = op.leaf.number() as u32;
+    // SAFETY: Always safe to call: the arguments are plain values.
+    unsafe { tsg_trace_retry(vm, leaf, op.gpa, op.level, status.raw(), tries) }
+}
+
+/// `tsg_zero_step`: vCPU `vcpu`'s exits engaged the zero-step mitigation at
+/// `gpa`.
+#[inline]
+pub(crate) fn zero_step(vm: u64, vcpu: usize, gpa: u64) {
+    let vcpu = u32::try_from(vcpu).unwrap_or(u32::MAX);
+    // SAFETY: Always safe to call: the arguments are plain values.
+    unsafe { tsg_trace_zero_step(vm, vcpu, gpa) }
+}
+
+/// `tsg_vm_stop`: the VM is stopped after `leaf` ended with `status`;
+/// `reason` `None` is an error status the path cannot go on after.
+#[inline]
+pub(crate) fn vm_stop(vm: u64, leaf: Leaf, status: Status, reason: Option<VmBugReason>) {
+    let reason = match reason {
+        None => c"error",
+        Some(VmBugReason::BusyAfterKick) => c"busy_after_kick",
+        Some(VmBugReason::RetriesExhausted) => c"retries_exhausted",
+        Some(VmBugReason::KickTimeout) => c"kick_timeout",
+    };
+    // SAFETY: `reason` is a NUL-terminated static string; the rest are
+    // plain values.
+    unsafe { tsg_trace_vm_stop(vm, leaf.number() as u32, status.raw(), reason.as_char_ptr()) }
+}
+
+/// One VM's trace events: its number and the events that carry it.
+pub(crate) struct VmEvents {
+    vm: u64,
+}
+
+impl VmEvents {
+    /// The events of the VM the backend numbers `vm`.
+    pub(crate) fn new(vm: u64) -> Self {
+        Self { vm }
+    }
+
+    /// The VM's number, as the events show it (`vm=`).
+    pub(crate) fn vm(&self) -> u64 {
+        self.vm
+    }
+
+    /// [`zero_step`] for this VM.
+    pub(crate) fn zero_step(&self, vcpu: usize, gpa: u64) {
+        zero_step(self.vm, vcpu, gpa);
+    }
+
+    /// [`vm_stop`] for this VM.
+    pub(crate) fn vm_stop(&self, leaf: Leaf, status: Status, reason: Option<VmBugReason>) {
+        vm_stop(self.vm, leaf, status, reason);
+    }
+}
+
+/// The policy executor's kicks and retries, as this VM's events.
+impl Events for VmEvents {
+    fn kick(&self, kicked: usize, wait_ns: u64, ok: bool) {
+        kick(self.vm, kicked, wait_ns, ok);
+    }
+
+    fn retry(&self, op: &SeptOp, status: Status, tries: u32) {
+        retry(self.vm, op, status, tries);
+    }
+}
