@@ -12,12 +12,14 @@ mod tests {
         run_on_cpu,
         test_vm, //
     };
+    use crate::platform::trace::record::Recording;
     use crate::policy::gate::IN_GUEST_MODE;
     use crate::policy::Atomic32;
     use crate::policy::*;
     use crate::sim::tdp_mmu::Fault;
     use crate::sim::workload::Workload;
     use kernel::prelude::*;
+    use kernel::str::CString;
     use kernel::time::{
         Instant,
         Monotonic, //
@@ -37,6 +39,39 @@ mod tests {
         assert_eq!(vm.counters.seamcalls.get(), 2);
         assert_eq!(vm.counters.vm_bugs.get(), 1);
         assert!(!vm.gate.is_raised());
+        Ok(())
+    }
+
+    /// The same stop, traced: the kick (no vCPU is in guest mode), the
+    /// retry of TDH.MEM.SEPT.ADD, the VM stop, as the tracepoints get them.
+    #[test]
+    fn a_vm_stop_is_traced_after_its_kick_and_retry() -> Result {
+        let vm = test_vm(2, Policy::DEFAULT)?;
+        vm.module.set_stuck_busy(true);
+        let recording = Recording::start(Some(vm.events.vm()))?;
+        let fault = vm.handle_fault(X, false);
+        let events = recording.stop()?;
+        let g = vm.cfg.geometry;
+        let (leaf, busy) = (
+            Leaf::MemSeptAdd.number(),
+            Status::operand_busy(Operand::Sept).raw(),
+        );
+        let want = CString::try_from_fmt(fmt!(
+            "kick kicked=0 ok=1\n\
+             retry leaf={} gpa={:#x} level=2 status={:#x} tries=1\n\
+             vm_stop leaf={} status={:#x} reason=busy_after_kick\n",
+            leaf,
+            g.table_gpa(g.table_of(X)),
+            busy,
+            leaf,
+            busy,
+        ))?;
+        pr_info!(
+            "traced:\n{}",
+            core::str::from_utf8(&events).unwrap_or("(not UTF-8)")
+        );
+        assert_eq!(fault, Fault::Stopped);
+        assert_eq!(events.as_slice(), want.to_bytes());
         Ok(())
     }
 

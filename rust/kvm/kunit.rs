@@ -41,11 +41,13 @@ use crate::platform::{
         ThreadBody,
         ThreadCtx, //
     },
+    trace::record::Recording,
 };
 use crate::policy::{
     CounterCell,
     Counters,
     Leaf,
+    Operand,
     Policy,
     SeptOp,
     Status, //
@@ -68,6 +70,7 @@ use core::ffi::{
 use kernel::{
     ffi::c_char,
     prelude::*,
+    str::CString,
     sync::{
         atomic::{
             Acquire,
@@ -421,6 +424,8 @@ struct Seen {
     gate_up_after: bool,
     /// The policy's and the attach layer's counters, by name.
     counters: [u64; 15],
+    /// The trace events of the map or unmap, as [`Recording`] writes them.
+    events: KVec<u8>,
 }
 
 /// The counters [`Seen::counters`] holds, in order.
@@ -466,11 +471,14 @@ fn scenario(
     let vcpu = td.start_vcpu(hog.then_some(X), stuck)?;
     let locked_before = td.module.page_locked(X);
     td.module.set_stuck_busy(stuck_busy);
+    // The only VM: every VM's events are its.
+    let recording = Recording::start(None)?;
     let (ret, took_ms) = if unmap {
         (td.unmap_x()?, 0)
     } else {
         td.map_x()?
     };
+    let events = recording.stop()?;
     td.module.set_stuck_busy(false);
     let mut counters = [0; 15];
     if let Some(b) = &backend {
@@ -496,18 +504,31 @@ fn scenario(
         vm_dead_requested: td.vm_dead_requested(),
         gate_up_after: td.td().wait_for_sept_zap(),
         counters,
+        events,
     };
     drop(td);
     drop(backend);
     pr_info!(
-        "kvm scenario: locked before {}, ret {} in {} ms, page {:?}, counters {:?}\n",
+        "kvm scenario: locked before {}, ret {} in {} ms, page {:?}, counters {:?}, traced:\n{}",
         seen.locked_before,
         seen.ret,
         seen.took_ms,
         seen.page,
-        seen.counters
+        seen.counters,
+        core::str::from_utf8(&seen.events).unwrap_or("(not UTF-8)\n")
     );
     Ok(seen)
+}
+
+/// The `retry` line [`Recording`] writes for the map of X busy on `operand`
+/// (the hog holds X's entry: RCX; a stuck module: SEPT).
+fn retry_of_x(operand: Operand) -> Result<CString> {
+    CString::try_from_fmt(fmt!(
+        "retry leaf={} gpa={:#x} level=1 status={:#x} tries=1\n",
+        Leaf::MemPageAug.number(),
+        X,
+        Status::operand_busy(operand).raw(),
+    ))
 }
 
 #[kunit_tests(tdx_sept_guard_kvm)]
@@ -539,6 +560,10 @@ mod tests {
         // The busy AUG, with its real operand (from the kretprobe), not
         // KVM's bare -EBUSY.
         assert_eq!((s.counters[12], s.counters[14]), (1, 0));
+        // Traced as the simulator traces it.
+        let retry = retry_of_x(Operand::Rcx)?;
+        let want = CString::try_from_fmt(fmt!("kick kicked=1 ok=1\n{}", retry.to_str()?))?;
+        assert_eq!(s.events.as_slice(), want.to_bytes());
         assert!(s.kicks_seen >= 1);
         assert!(!s.gate_up_after);
         assert!(!s.bugged);
@@ -555,6 +580,18 @@ mod tests {
         assert!(s.vm_dead_requested);
         assert_eq!((s.counters[1], s.counters[7], s.counters[10]), (2, 1, 1));
         assert!(!s.gate_up_after);
+        // Traced: a kick (of the vCPU if it was in guest mode), the retry
+        // and the stop, as the simulator traces them.
+        let retry = retry_of_x(Operand::Sept)?;
+        let tail = CString::try_from_fmt(fmt!(
+            "{}vm_stop leaf={} status={:#x} reason=busy_after_kick\n",
+            retry.to_str()?,
+            Leaf::MemPageAug.number(),
+            Status::operand_busy(Operand::Sept).raw(),
+        ))?;
+        assert!(s.events.starts_with(b"kick kicked="));
+        assert!(s.events.ends_with(tail.to_bytes()));
+        assert_eq!(s.events.iter().filter(|&&b| b == b'\n').count(), 3);
         Ok(())
     }
 
@@ -588,6 +625,13 @@ mod tests {
         assert!(s.took_ms < 300);
         assert_eq!(s.counters[6], 1);
         assert!(s.bugged);
+        // Traced: the kick that timed out, the stop; no retry.
+        let want = CString::try_from_fmt(fmt!(
+            "kick kicked=1 ok=0\nvm_stop leaf={} status={:#x} reason=kick_timeout\n",
+            Leaf::MemPageAug.number(),
+            Status::operand_busy(Operand::Rcx).raw(),
+        ))?;
+        assert_eq!(s.events.as_slice(), want.to_bytes());
         Ok(())
     }
 

@@ -27,6 +27,10 @@ void tsg_trace_retry(u64 vm, u32 leaf, u64 gpa, u8 level, u64 status, u32 tries)
 void tsg_trace_zero_step(u64 vm, u32 vcpu, u64 gpa);
 void tsg_trace_vm_stop(u64 vm, u32 leaf, u64 status, const char *reason);
 
+/* For the KUnit suites (events.c): the events as text, without tracefs. */
+int tsg_trace_record_start(u64 vm);
+void tsg_trace_record_stop(char *buf, size_t size);
+
 #endif
 
 #undef TRACE_SYSTEM

@@ -113,3 +113,83 @@ impl Events for VmEvents {
         retry(self.vm, op, status, tries);
     }
 }
+
+/// For the KUnit suites: the events as text, without tracefs.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) mod record {
+    use kernel::{
+        ffi::{
+            c_char,
+            c_int, //
+        },
+        prelude::*,
+        sync::atomic::{
+            Atomic,
+            Full,
+            Release, //
+        },
+    };
+
+    extern "C" {
+        fn tsg_trace_record_start(vm: u64) -> c_int;
+        fn tsg_trace_record_stop(buf: *mut c_char, size: usize);
+    }
+
+    /// A recording is running.
+    static RECORDING: Atomic<bool> = Atomic::new(false);
+
+    /// The events of one VM (or of every VM) as text lines, recorded by
+    /// probes on the tracepoints (`events.c`). A line holds every field but
+    /// `vm` and `wait_ns`, the leaf as its number:
+    ///
+    /// ```text
+    /// kick kicked=1 ok=1
+    /// retry leaf=6 gpa=0x7000 level=1 status=0x8000020000000000 tries=1
+    /// zero_step vcpu=0 gpa=0x7000
+    /// vm_stop leaf=6 status=0x8000020000000000 reason=busy_after_kick
+    /// ```
+    ///
+    /// A failed KUnit assertion ends the test without running destructors:
+    /// call [`Recording::stop`] before asserting.
+    pub(crate) struct Recording(());
+
+    impl Recording {
+        /// Starts recording the events of VM `vm`, or of every VM. `EBUSY`
+        /// while another recording runs.
+        pub(crate) fn start(vm: Option<u64>) -> Result<Self> {
+            if RECORDING.xchg(true, Full) {
+                return Err(EBUSY);
+            }
+            // SAFETY: Only one recording runs (`RECORDING`); the probes stay
+            // registered until `stop` or `drop`.
+            let ret = unsafe { tsg_trace_record_start(vm.unwrap_or(0)) };
+            if ret != 0 {
+                RECORDING.store(false, Release);
+                return Err(Error::from_errno(ret));
+            }
+            Ok(Self(()))
+        }
+
+        /// Stops recording; returns the lines (at most 1023 bytes).
+        pub(crate) fn stop(self) -> Result<KVec<u8>> {
+            let mut buf = KVec::from_elem(0u8, 1024, GFP_KERNEL)?;
+            // SAFETY: `buf` has room for `buf.len()` bytes, and this
+            // recording is the one running.
+            unsafe { tsg_trace_record_stop(buf.as_mut_ptr().cast(), buf.len()) };
+            core::mem::forget(self);
+            RECORDING.store(false, Release);
+            let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+            buf.truncate(len);
+            Ok(buf)
+        }
+    }
+
+    impl Drop for Recording {
+        fn drop(&mut self) {
+            let mut byte: c_char = 0;
+            // SAFETY: One byte of room; this recording is the one running.
+            unsafe { tsg_trace_record_stop(&mut byte, 1) };
+            RECORDING.store(false, Release);
+        }
+    }
+}
