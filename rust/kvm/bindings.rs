@@ -154,6 +154,14 @@ impl<'a> Vcpu<'a> {
         self.ptr.as_ptr()
     }
 
+    /// `vcpu->vcpu_idx`, its index in the VM's `vcpu_array`.
+    pub(crate) fn idx(self) -> u32 {
+        // SAFETY: The vCPU is live (type invariant); KVM sets the index
+        // before the vCPU is visible and never changes it.
+        let idx = unsafe { addr_of!((*self.ptr.as_ptr()).vcpu_idx).read() };
+        u32::try_from(idx).unwrap_or(u32::MAX)
+    }
+
     /// `vcpu->cpu`, the CPU it was last loaded on (-1 if none).
     pub(crate) fn cpu(self) -> i32 {
         // SAFETY: The vCPU is live (type invariant); `READ_ONCE()`.

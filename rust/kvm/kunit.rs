@@ -531,6 +531,17 @@ fn retry_of_x(operand: Operand) -> Result<CString> {
     ))
 }
 
+/// The lines of `events` that start with `prefix`, newlines included.
+fn lines_of(events: &[u8], prefix: &[u8]) -> Result<KVec<u8>> {
+    let mut out = KVec::new();
+    for line in events.split_inclusive(|&b| b == b'\n') {
+        if line.starts_with(prefix) {
+            out.extend_from_slice(line, GFP_KERNEL)?;
+        }
+    }
+    Ok(out)
+}
+
 #[kunit_tests(tdx_sept_guard_kvm)]
 mod tests {
     use super::*;
@@ -688,10 +699,11 @@ mod tests {
             };
             (get("zero_step_events"), get("kicks"))
         };
-        let (after_enter, after_fault, after_streak) = {
+        let (after_enter, after_fault, after_streak, events) = {
             let backend = attach(100_000).map_err(Unavailable::errno)?;
             let mut td = FakeTd::new()?;
             let _vcpu = td.start_vcpu(None, false)?;
+            let recording = Recording::start(None)?;
             let vcpu = td.td().vcpu(0).ok_or(EINVAL)?.as_ptr() as usize;
             let busy_sept = Status::operand_busy(crate::policy::Operand::Sept).raw();
             // SAFETY: vCPU 0 of the live fake TD; called as KVM's exit path
@@ -711,8 +723,30 @@ mod tests {
                 }
             })?;
             let after_streak = read(&backend);
-            (after_enter, after_fault, after_streak)
+            (after_enter, after_fault, after_streak, recording.stop()?)
         };
+        pr_info!(
+            "traced:\n{}",
+            core::str::from_utf8(&events).unwrap_or("(not UTF-8)\n")
+        );
+        // Traced: each event, with vCPU 0's index and the GPA of its fault
+        // streak (none yet at the busy entry: all ones); every kick.
+        let zero_steps = lines_of(&events, b"zero_step ")?;
+        let want = CString::try_from_fmt(fmt!(
+            "zero_step vcpu=0 gpa={:#x}\nzero_step vcpu=0 gpa={:#x}\n",
+            u64::MAX,
+            X + 0x1000
+        ))?;
+        let kicks = lines_of(&events, b"kick ")?;
+        let kicks_ok = kicks
+            .split_inclusive(|&b| b == b'\n')
+            .all(|l| l.ends_with(b" ok=1\n"));
+        assert_eq!(zero_steps.as_slice(), want.to_bytes());
+        assert_eq!(
+            kicks.iter().filter(|&&b| b == b'\n').count() as u64,
+            after_streak.1
+        );
+        assert!(kicks_ok);
         // The busy entry: an event, no kick.
         assert_eq!(after_enter, (1, 0));
         // The fault that follows: the kick.

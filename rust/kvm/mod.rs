@@ -563,7 +563,9 @@ impl KvmState {
         let Some(vm) = self.vms.get_or_make(td.kvm()) else {
             return;
         };
-        if vm.zero_step_verdict(vcpu as usize, may_kick, f) {
+        // SAFETY: As above: a live vCPU of that TD.
+        let idx = unsafe { bindings::Vcpu::from_raw(vcpu) }.map_or(u32::MAX, |v| v.idx());
+        if vm.zero_step_verdict(vcpu as usize, idx, may_kick, f) {
             self.zero_step_kick(td, &vm);
         }
     }

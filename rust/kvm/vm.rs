@@ -126,13 +126,17 @@ impl VmState {
 }
 
 impl VmState {
-    /// Runs `f` on the zero-step detector of the vCPU at `vcpu`, made on
-    /// first use (without sleeping). Returns whether to kick now: the
-    /// verdict is `KickAndWait`, or a kick is owed, and `may_kick`; a
-    /// `KickAndWait` that may not kick now is owed to the next call that may.
+    /// Runs `f` on the zero-step detector of the vCPU at `vcpu` (index
+    /// `vcpu_idx`), made on first use (without sleeping). Returns whether to
+    /// kick now: the verdict is `KickAndWait`, or a kick is owed, and
+    /// `may_kick`; a `KickAndWait` that may not kick now is owed to the next
+    /// call that may. The observation that engages the detector is traced
+    /// (`tsg_zero_step`) with the GPA of the vCPU's fault streak, all ones
+    /// if there is none (a busy TDH.VP.ENTER before any fault).
     pub(super) fn zero_step_verdict(
         &self,
         vcpu: usize,
+        vcpu_idx: u32,
         may_kick: bool,
         f: impl FnOnce(&mut ZeroStep, &Counters<KCounter>) -> ZeroStepVerdict,
     ) -> bool {
@@ -153,6 +157,10 @@ impl VmState {
             return false;
         };
         let kick = f(det, &self.counters) == ZeroStepVerdict::KickAndWait || *owed;
+        if det.engaged_now() {
+            self.events
+                .zero_step(vcpu_idx as usize, det.gpa().unwrap_or(u64::MAX));
+        }
         *owed = kick && !may_kick;
         kick && may_kick
     }

@@ -74,6 +74,11 @@ impl ZeroStep {
         self.engaged
     }
 
+    /// The GPA of the current streak of EPT violations, if there is one.
+    pub fn gpa(&self) -> Option<u64> {
+        self.gpa
+    }
+
     /// True if the last [`Self::on_ept_violation`] or
     /// [`Self::on_enter_status`] engaged the mitigation: that exit was the
     /// zero-step event (`zero_step_events` counted it). Later exits of the

@@ -120,6 +120,7 @@ fn engaged_now_is_true_on_the_engaging_exit_only() {
     }
     z.on_ept_violation(0x5000, &c);
     assert!(z.engaged_now());
+    assert_eq!(z.gpa(), Some(0x5000));
     // The same streak goes on: no new event.
     z.on_ept_violation(0x5000, &c);
     assert!(!z.engaged_now());
@@ -129,6 +130,7 @@ fn engaged_now_is_true_on_the_engaging_exit_only() {
     assert!(!z.engaged_now());
     z.on_progress();
     assert!(!z.engaged_now());
+    assert_eq!(z.gpa(), None);
     // A busy VP.ENTER on the S-EPT tree engages a fresh detector at once.
     assert_eq!(
         z.on_enter_status(busy_sept, &c),
