@@ -258,6 +258,11 @@ impl VcpuSet for KvmVcpus<'_> {
     }
 }
 
+/// The policy executor of one VM: KVM's gate, its vCPUs, its counters and
+/// trace events.
+type KvmExecutor<'a> =
+    Executor<'a, GateCell<'a>, KvmVcpus<'a>, KCounter, KClock, crate::platform::trace::VmEvents>;
+
 /// The original `tdx_sept_set_private_spte()`, as the policy's SEAMCALL.
 struct MapCall<'a> {
     orig: usize,
@@ -470,19 +475,9 @@ impl KvmState {
             gpa: gfn << 12,
             level: level as u8,
         };
-        let gate = EntryGate::new(GateCell {
-            td,
-            lock: &vm.kickers,
-        });
-        let vcpus = KvmVcpus {
-            td,
-            ipis: &vm.ipis,
-            clock: &self.clock,
-            timeout_ns: self.kick_timeout_ns,
-        };
-        let exec = Executor::new(self.policy, &gate, &vcpus, &vm.counters, &self.clock)
-            .with_events(&vm.events);
-        match exec.run(&op, &mut call) {
+        let outcome = self.with_executor(td, &vm, |exec| exec.run(&op, &mut call));
+        let vcpus = self.vcpus(td, &vm);
+        match outcome {
             Outcome::Done { .. } => 0,
             Outcome::Error { .. } => call.ret,
             Outcome::Busy { .. } => EBUSY.to_errno(),
@@ -501,6 +496,34 @@ impl KvmState {
         }
     }
 
+    /// The VM's vCPUs, as the kicker sees them.
+    fn vcpus<'a>(&'a self, td: Td<'a>, vm: &'a vm::VmState) -> KvmVcpus<'a> {
+        KvmVcpus {
+            td,
+            ipis: &vm.ipis,
+            clock: &self.clock,
+            timeout_ns: self.kick_timeout_ns,
+        }
+    }
+
+    /// Runs `f` with an executor for the VM: its gate (KVM's
+    /// `wait_for_sept_zap`), vCPUs, counters and trace events.
+    fn with_executor<R>(
+        &self,
+        td: Td<'_>,
+        vm: &vm::VmState,
+        f: impl FnOnce(&KvmExecutor<'_>) -> R,
+    ) -> R {
+        let gate = EntryGate::new(GateCell {
+            td,
+            lock: &vm.kickers,
+        });
+        let vcpus = self.vcpus(td, vm);
+        let exec = Executor::new(self.policy, &gate, &vcpus, &vm.counters, &self.clock)
+            .with_events(&vm.events);
+        f(&exec)
+    }
+
     /// The zero-step response, from KVM's fault path (a tracepoint probe, so
     /// with preemption off): with `mmu_lock` read-held as the map path holds
     /// it, raise the gate, kick the vCPUs in guest mode and wait (bounded),
@@ -508,19 +531,9 @@ impl KvmState {
     /// does not acknowledge stops the VM.
     fn zero_step_kick(&self, td: Td<'_>, vm: &vm::VmState) {
         let _mmu = td.mmu_read();
-        let gate = EntryGate::new(GateCell {
-            td,
-            lock: &vm.kickers,
-        });
-        let vcpus = KvmVcpus {
-            td,
-            ipis: &vm.ipis,
-            clock: &self.clock,
-            timeout_ns: self.kick_timeout_ns,
-        };
-        let exec = Executor::new(self.policy, &gate, &vcpus, &vm.counters, &self.clock)
-            .with_events(&vm.events);
-        if exec.kick_and_wait().is_err() {
+        let kicked = self.with_executor(td, vm, |exec| exec.kick_and_wait().is_ok());
+        let vcpus = self.vcpus(td, vm);
+        if !kicked {
             // As the simulator records it: no SEAMCALL failed, the vCPUs
             // were to be kept out of TDH.VP.ENTER.
             self.stop_vm(
