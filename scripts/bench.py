@@ -181,11 +181,11 @@ def kvm_targets(kvm):
                 f"{o['hook_mean_ns']} vs {o['nohook_mean_ns']} ns, {(o['ratio_mean_permille'] - 1000) / 10:+.1f}%)")
         if r > OVERHEAD_TARGET:
             text += (f": missed under TCG. The hook adds ~{o['hook_median_ns'] - o['nohook_median_ns']} ns "
-                     "of emulated instructions (ftrace trampoline, per-VM lookup, policy executor) to "
-                     "an operation whose simulated SEAMCALL is 1 us of wall-clock spin while all "
-                     "of KVM's and the hook's code runs emulated, tens of times slower than on "
-                     "hardware, where a TDH.MEM.PAGE.AUG alone takes microseconds. The ratio "
-                     "here bounds the hook's cost from above; it is not a hardware measurement")
+                     "of emulated instructions (ftrace trampoline, per-VM lookup, policy executor) "
+                     "to an operation whose simulated SEAMCALL is 1 us of wall-clock spin, while "
+                     "all of KVM's and the hook's code runs emulated, many times slower than on "
+                     "hardware (where a TDH.MEM.PAGE.AUG alone takes microseconds), and the ratio "
+                     "moves by tens of percent from run to run. Not a hardware measurement")
         res.append((r <= OVERHEAD_TARGET, text))
     return res
 
