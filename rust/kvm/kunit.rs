@@ -87,18 +87,18 @@ use kernel::{
 };
 
 extern "C" {
-    fn tsg_fake_td_new(nr_vcpus: c_uint, cpus: *const c_uint) -> *mut kvm;
-    fn tsg_fake_td_free(kvm: *mut kvm);
-    fn tsg_fake_td_read_lock(kvm: *mut kvm);
-    fn tsg_fake_td_read_unlock(kvm: *mut kvm);
-    fn tsg_fake_td_write_lock(kvm: *mut kvm);
-    fn tsg_fake_td_write_unlock(kvm: *mut kvm);
-    fn tsg_fake_vcpu_enter(vcpu: *mut kvm_vcpu) -> bool;
-    fn tsg_fake_vcpu_kicked(vcpu: *mut kvm_vcpu) -> bool;
-    fn tsg_fake_vcpu_exit(vcpu: *mut kvm_vcpu);
-    fn tsg_fake_vcpu_vm_dead_requested(vcpu: *mut kvm_vcpu) -> bool;
-    fn tsg_fake_seamcall_wrapper(i: c_uint, name: *mut *const c_char) -> usize;
-    fn tsg_fake_td_set_private_spte(
+    pub(super) fn tsg_fake_td_new(nr_vcpus: c_uint, cpus: *const c_uint) -> *mut kvm;
+    pub(super) fn tsg_fake_td_free(kvm: *mut kvm);
+    pub(super) fn tsg_fake_td_read_lock(kvm: *mut kvm);
+    pub(super) fn tsg_fake_td_read_unlock(kvm: *mut kvm);
+    pub(super) fn tsg_fake_td_write_lock(kvm: *mut kvm);
+    pub(super) fn tsg_fake_td_write_unlock(kvm: *mut kvm);
+    pub(super) fn tsg_fake_vcpu_enter(vcpu: *mut kvm_vcpu) -> bool;
+    pub(super) fn tsg_fake_vcpu_kicked(vcpu: *mut kvm_vcpu) -> bool;
+    pub(super) fn tsg_fake_vcpu_exit(vcpu: *mut kvm_vcpu);
+    pub(super) fn tsg_fake_vcpu_vm_dead_requested(vcpu: *mut kvm_vcpu) -> bool;
+    pub(super) fn tsg_fake_seamcall_wrapper(i: c_uint, name: *mut *const c_char) -> usize;
+    pub(super) fn tsg_fake_td_set_private_spte(
         fn_: usize,
         kvm: *mut kvm,
         gfn: u64,
@@ -106,14 +106,17 @@ extern "C" {
         new: u64,
         level: c_int,
     ) -> c_int;
-    fn tsg_fake_present_leaf_spte(pfn: u64) -> u64;
-    fn tsg_fake_nonpresent_spte() -> u64;
-    fn tsg_fake_trace_page_fault(vcpu: *mut kvm_vcpu, gpa: u64);
-    fn tsg_fake_trace_busy_enter(vcpu: *mut kvm_vcpu, status: u64);
+    pub(super) fn tsg_fake_present_leaf_spte(pfn: u64) -> u64;
+    pub(super) fn tsg_fake_nonpresent_spte() -> u64;
+    pub(super) fn tsg_fake_trace_page_fault(vcpu: *mut kvm_vcpu, gpa: u64);
+    pub(super) fn tsg_fake_trace_busy_enter(vcpu: *mut kvm_vcpu, status: u64);
 }
 
 /// The simulated TDX module behind the SEAMCALL stand-ins, while a test runs.
 static MODULE: Atomic<usize> = Atomic::new(0);
+
+/// SEAMCALLs the stand-ins sent to the simulated TDX module, ever.
+pub(super) static SEAMCALLS: Atomic<u64> = Atomic::new(0);
 
 /// Runs one SEAMCALL for `fake_td.c`'s stand-ins.
 #[no_mangle]
@@ -132,6 +135,7 @@ extern "C" fn tsg_fake_seamcall(leaf: u32, gpa: u64, level: c_int) -> u64 {
     // SAFETY: `MODULE` is set only while the `FakeTd` owning the module is
     // alive, and cleared (after its redirections are gone) before it drops.
     let module = unsafe { &*module };
+    SEAMCALLS.add(1, Relaxed);
     module
         .seamcall(&SeptOp {
             leaf,
@@ -142,23 +146,28 @@ extern "C" fn tsg_fake_seamcall(leaf: u32, gpa: u64, level: c_int) -> u64 {
 }
 
 /// The guest page the tests map.
-const X: u64 = 0x5000;
+pub(super) const X: u64 = 0x5000;
 /// The lowest S-EPT level: `PG_LEVEL_4K`.
-const PG_LEVEL_4K: i32 = 1;
+pub(super) const PG_LEVEL_4K: i32 = 1;
 
 /// A fake vCPU's thread: enters the "guest" over and over.
-struct FakeVcpu {
+pub(super) struct FakeVcpu {
     kvm: usize,
-    module: Arc<KBox<TdxModule>>,
+    pub(super) module: Arc<KBox<TdxModule>>,
     /// 1 + a GPA whose entry the guest keeps locked (a long ACCEPT) until
     /// kicked, or 0.
-    hog: Atomic<u64>,
+    pub(super) hog: Atomic<u64>,
     /// Whether the guest ignores kicks (interrupts off, no exit) while it
     /// hogs.
     stuck: Atomic<bool>,
     /// Entries refused by `wait_for_sept_zap`, and kicks seen.
     refused: Atomic<u64>,
-    kicks_seen: Atomic<u64>,
+    pub(super) kicks_seen: Atomic<u64>,
+    /// While hogging: hold the entry at most this long per entry into the
+    /// guest (0: until kicked, or the long ACCEPT's own limit), then stay
+    /// out of the guest for `free_us` before the next entry.
+    hold_us: u32,
+    free_us: u32,
 }
 
 impl FakeVcpu {
@@ -195,7 +204,13 @@ impl ThreadBody for FakeVcpu {
                             gpa => {
                                 // SAFETY: As above.
                                 let kicked = || unsafe { tsg_fake_vcpu_kicked(vcpu) };
-                                let _ = self.module.guest_long_accept(gpa - 1, || !kicked());
+                                let start = Instant::<Monotonic>::now();
+                                let hold_ns = i64::from(self.hold_us) * 1000;
+                                let running = || {
+                                    !kicked()
+                                        && (hold_ns == 0 || start.elapsed().as_nanos() < hold_ns)
+                                };
+                                let _ = self.module.guest_long_accept(gpa - 1, running);
                                 if kicked() {
                                     self.kicks_seen.add(1, Relaxed);
                                 }
@@ -207,6 +222,9 @@ impl ThreadBody for FakeVcpu {
                     unsafe { tsg_fake_vcpu_exit(vcpu) };
                 }
             }
+            if self.free_us != 0 {
+                spin_us(self.free_us);
+            }
             ctx.pause();
         }
     }
@@ -214,16 +232,16 @@ impl ThreadBody for FakeVcpu {
 
 /// A fake TD, its simulated TDX module, the SEAMCALL redirections and one
 /// fake vCPU on CPU 1.
-struct FakeTd {
+pub(super) struct FakeTd {
     // Dropped in this order: the vCPU thread, the redirections, the TD.
     vcpu: Option<Thread<FakeVcpu>>,
     _seamcalls: KVec<Redirect>,
-    module: Arc<KBox<TdxModule>>,
-    kvm: *mut kvm,
+    pub(super) module: Arc<KBox<TdxModule>>,
+    pub(super) kvm: *mut kvm,
 }
 
 impl FakeTd {
-    fn new() -> Result<Self> {
+    pub(super) fn new() -> Result<Self> {
         let module = Arc::new(
             KBox::new(
                 TdxModule::new(
@@ -284,13 +302,26 @@ impl FakeTd {
         Ok(this)
     }
 
-    fn td(&self) -> Td<'_> {
+    pub(super) fn td(&self) -> Td<'_> {
         // SAFETY: `kvm` is the live fake TD, freed only in `drop`.
         unsafe { Td::from_kvm(self.kvm) }.expect("fake TD")
     }
 
     /// Starts the fake vCPU's thread on CPU 1, hogging `hog` if given.
     fn start_vcpu(&mut self, hog: Option<u64>, stuck: bool) -> Result<Arc<FakeVcpu>> {
+        self.start_vcpu_cycling(hog, stuck, 0, 0)
+    }
+
+    /// As [`Self::start_vcpu`], the hog holding the entry at most `hold_us`
+    /// per guest entry (0: no bound but the kick's) and staying out of the
+    /// guest `free_us` between entries.
+    pub(super) fn start_vcpu_cycling(
+        &mut self,
+        hog: Option<u64>,
+        stuck: bool,
+        hold_us: u32,
+        free_us: u32,
+    ) -> Result<Arc<FakeVcpu>> {
         let body = Arc::new(
             FakeVcpu {
                 kvm: self.kvm as usize,
@@ -299,6 +330,8 @@ impl FakeTd {
                 stuck: Atomic::new(stuck),
                 refused: Atomic::new(0),
                 kicks_seen: Atomic::new(0),
+                hold_us,
+                free_us,
             },
             GFP_KERNEL,
         )?;
@@ -325,7 +358,7 @@ impl FakeTd {
     /// the read side of `mmu_lock` (redirected if the hook is attached).
     /// Runs on CPU 0, away from the vCPU. Returns KVM's result and how long
     /// it took, in milliseconds.
-    fn map_x(&self) -> Result<(i32, i64)> {
+    pub(super) fn map_x(&self) -> Result<(i32, i64)> {
         let orig = hooks::lookup(TARGET).ok_or(ENOENT)?;
         let kvm = self.kvm as usize;
         run_on_cpu(0, move || {
@@ -353,7 +386,7 @@ impl FakeTd {
 
     /// KVM's zap of X: `tdx_sept_set_private_spte()` from present to not,
     /// under the write side of `mmu_lock`.
-    fn unmap_x(&self) -> Result<i32> {
+    pub(super) fn unmap_x(&self) -> Result<i32> {
         let orig = hooks::lookup(TARGET).ok_or(ENOENT)?;
         let kvm = self.kvm as usize;
         run_on_cpu(0, move || {
@@ -396,7 +429,7 @@ impl Drop for FakeTd {
 }
 
 /// Attaches the hook to KVM (without a TDX CPU).
-fn attach(kick_timeout_us: u32) -> core::result::Result<KvmBackend, Unavailable> {
+pub(super) fn attach(kick_timeout_us: u32) -> core::result::Result<KvmBackend, Unavailable> {
     KvmBackend::attach(AttachOptions {
         target: TARGET,
         policy: Policy::DEFAULT,

@@ -15,6 +15,8 @@
 //! (present old SPTE) go straight through: KVM already kicks and retries
 //! once there (`tdh_do_no_vcpus()`). See `Documentation/attach.rst`.
 
+#[cfg(CONFIG_KUNIT)]
+mod bench;
 mod bindings;
 pub(crate) mod hooks;
 #[cfg(CONFIG_KUNIT)]
