@@ -28,16 +28,10 @@ use kernel::macros::kunit_tests;
 
 use super::kunit::{
     attach,
-    tsg_fake_nonpresent_spte,
-    tsg_fake_present_leaf_spte,
-    tsg_fake_td_read_lock,
-    tsg_fake_td_read_unlock,
-    tsg_fake_td_set_private_spte,
-    tsg_fake_td_write_lock,
-    tsg_fake_td_write_unlock,
+    kvm_map_x,
+    kvm_unmap_x,
     FakeTd,
     FakeVcpu,
-    PG_LEVEL_4K,
     SEAMCALLS,
     X, //
 };
@@ -95,22 +89,9 @@ fn map_retrying(orig: usize, kvm: *mut kvm) -> (i32, u32, u64) {
     let mut calls = 0;
     let ret = loop {
         calls += 1;
-        // SAFETY: The fake TD is live while its owner waits for this; the
-        // SPTE values are KVM's for a 4K private page; `mmu_lock` is held
-        // for read, as KVM's fault path holds it.
-        let r = unsafe {
-            tsg_fake_td_read_lock(kvm);
-            let r = tsg_fake_td_set_private_spte(
-                orig,
-                kvm,
-                X >> 12,
-                tsg_fake_nonpresent_spte(),
-                tsg_fake_present_leaf_spte(0x1234),
-                PG_LEVEL_4K,
-            );
-            tsg_fake_td_read_unlock(kvm);
-            r
-        };
+        // SAFETY: The fake TD is live while its owner waits for this, and
+        // `orig` is KVM's function (the callers' contract).
+        let r = unsafe { kvm_map_x(orig, kvm) };
         if r != EBUSY.to_errno() || calls >= RETRY_CAP {
             break r;
         }
@@ -122,21 +103,8 @@ fn map_retrying(orig: usize, kvm: *mut kvm) -> (i32, u32, u64) {
 
 /// KVM's zap of X under the write side of `mmu_lock`.
 fn unmap(orig: usize, kvm: *mut kvm) -> i32 {
-    // SAFETY: As in `map_retrying`, with `mmu_lock` held for write as KVM's
-    // zap path holds it.
-    unsafe {
-        tsg_fake_td_write_lock(kvm);
-        let r = tsg_fake_td_set_private_spte(
-            orig,
-            kvm,
-            X >> 12,
-            tsg_fake_present_leaf_spte(0x1234),
-            tsg_fake_nonpresent_spte(),
-            PG_LEVEL_4K,
-        );
-        tsg_fake_td_write_unlock(kvm);
-        r
-    }
+    // SAFETY: As in `map_retrying`.
+    unsafe { kvm_unmap_x(orig, kvm) }
 }
 
 /// What a run of maps (each followed by an unmap, not timed) left.

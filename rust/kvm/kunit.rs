@@ -367,19 +367,7 @@ impl FakeTd {
             // SAFETY: The fake TD is live while the test waits for this;
             // the SPTE values are KVM's for a 4K private page; `mmu_lock` is
             // held for read, as KVM's fault path holds it.
-            let ret = unsafe {
-                tsg_fake_td_read_lock(kvm);
-                let r = tsg_fake_td_set_private_spte(
-                    orig,
-                    kvm,
-                    X >> 12,
-                    tsg_fake_nonpresent_spte(),
-                    tsg_fake_present_leaf_spte(0x1234),
-                    PG_LEVEL_4K,
-                );
-                tsg_fake_td_read_unlock(kvm);
-                r
-            };
+            let ret = unsafe { kvm_map_x(orig, kvm) };
             (ret, start.elapsed().as_millis())
         })
     }
@@ -393,19 +381,7 @@ impl FakeTd {
             let kvm = kvm as *mut kvm;
             // SAFETY: As in `map_x`, with `mmu_lock` held for write as KVM's
             // zap path holds it.
-            unsafe {
-                tsg_fake_td_write_lock(kvm);
-                let r = tsg_fake_td_set_private_spte(
-                    orig,
-                    kvm,
-                    X >> 12,
-                    tsg_fake_present_leaf_spte(0x1234),
-                    tsg_fake_nonpresent_spte(),
-                    PG_LEVEL_4K,
-                );
-                tsg_fake_td_write_unlock(kvm);
-                r
-            }
+            unsafe { kvm_unmap_x(orig, kvm) }
         })
     }
 
@@ -414,6 +390,56 @@ impl FakeTd {
         self.td()
             .vcpu(0)
             .is_some_and(|v| unsafe { tsg_fake_vcpu_vm_dead_requested(v.as_ptr()) })
+    }
+}
+
+/// What KVM's TDP MMU does to map X: `tdx_sept_set_private_spte()` at
+/// `orig`, from non-present to a 4K private page, under the read side of
+/// `mmu_lock` (redirected if the hook is attached).
+///
+/// # Safety
+///
+/// `kvm` is a live fake TD and `orig` KVM's `tdx_sept_set_private_spte()`.
+pub(super) unsafe fn kvm_map_x(orig: usize, kvm: *mut kvm) -> i32 {
+    // SAFETY: By the caller's contract; the SPTE values are KVM's for a 4K
+    // private page, and `mmu_lock` is held for read as KVM's fault path
+    // holds it.
+    unsafe {
+        tsg_fake_td_read_lock(kvm);
+        let r = tsg_fake_td_set_private_spte(
+            orig,
+            kvm,
+            X >> 12,
+            tsg_fake_nonpresent_spte(),
+            tsg_fake_present_leaf_spte(0x1234),
+            PG_LEVEL_4K,
+        );
+        tsg_fake_td_read_unlock(kvm);
+        r
+    }
+}
+
+/// KVM's zap of X: `tdx_sept_set_private_spte()` from present to not, under
+/// the write side of `mmu_lock`.
+///
+/// # Safety
+///
+/// As for [`kvm_map_x`].
+pub(super) unsafe fn kvm_unmap_x(orig: usize, kvm: *mut kvm) -> i32 {
+    // SAFETY: As in `kvm_map_x`, with `mmu_lock` held for write as KVM's
+    // zap path holds it.
+    unsafe {
+        tsg_fake_td_write_lock(kvm);
+        let r = tsg_fake_td_set_private_spte(
+            orig,
+            kvm,
+            X >> 12,
+            tsg_fake_present_leaf_spte(0x1234),
+            tsg_fake_nonpresent_spte(),
+            PG_LEVEL_4K,
+        );
+        tsg_fake_td_write_unlock(kvm);
+        r
     }
 }
 
