@@ -94,6 +94,10 @@ pub(crate) enum Unavailable {
     NoTdxPlatform,
     /// IBT is on and the function to call back has no ENDBR.
     NoEndbr,
+    /// The kernel is PREEMPT_RT: the `kvm_exit` probe, which KVM runs with
+    /// interrupts off, takes a `spinlock_t` and may allocate, and both
+    /// sleep there.
+    PreemptRt,
     /// Another IPMODIFY user (a livepatch, a BPF trampoline) owns the target.
     AlreadyHooked,
     /// Another instance attached already (a KUnit suite, say).
@@ -110,6 +114,7 @@ impl Unavailable {
             Self::TdxDisabled => "KVM's TDX support is disabled (kvm_intel.tdx=N), so KVM runs no TD",
             Self::NoTdxPlatform => "this CPU is not a TDX host platform (no X86_FEATURE_TDX_HOST_PLATFORM), so KVM runs no TD",
             Self::NoEndbr => "IBT is on and tdx_sept_set_private_spte has no ENDBR: calling it through a pointer would fault",
+            Self::PreemptRt => "PREEMPT_RT kernels are not supported (the kvm_exit probe takes sleeping locks there)",
             Self::AlreadyHooked => "tdx_sept_set_private_spte is already redirected by another ftrace IPMODIFY user (a livepatch or a BPF trampoline)",
             Self::Busy => "the KVM backend is already attached",
             Self::HookFailed(_) => "registering the ftrace hook on tdx_sept_set_private_spte failed",
@@ -380,6 +385,9 @@ impl KvmBackend {
         }
         if hooks::ibt_enabled() && !hooks::has_endbr(orig) {
             return Err(Unavailable::NoEndbr);
+        }
+        if cfg!(CONFIG_PREEMPT_RT) {
+            return Err(Unavailable::PreemptRt);
         }
         let state = Arc::pin_init(
             try_pin_init!(KvmState {

@@ -4,6 +4,7 @@
  * Rust-for-Linux does not wrap (yet), or wraps in a way an out-of-tree module
  * cannot use safely. No policy lives here.
  */
+#include <linux/debug_locks.h>
 #include <linux/debugfs.h>
 #include <linux/err.h>
 #include <linux/fs.h>
@@ -11,6 +12,8 @@
 #include <linux/kthread.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
+#include <linux/rcupdate.h>
+#include <linux/rcuwait.h>
 #include <linux/sched.h>
 #include <linux/sched/task.h>
 #include <linux/seq_file.h>
@@ -18,7 +21,6 @@
 #include <linux/smp.h>
 #include <linux/spinlock.h>
 #include <linux/uaccess.h>
-#include <linux/wait_bit.h>
 #include <linux/workqueue.h>
 
 #include "helpers.h"
@@ -158,25 +160,37 @@ void tsg_write_unlock(rwlock_t *lock)
 struct tsg_ipi_slot {
 	call_single_data_t csd;
 	atomic_t pending;
+	struct tsg_ipi_set *set;
 };
 
 struct tsg_ipi_set {
+	/* The one task freeing the set, waiting for calls still in flight. */
+	struct rcuwait freeing;
+	struct rcu_head rcu;
 	unsigned int nr;
 	struct tsg_ipi_slot slot[];
 };
 
 /*
- * Runs on the target CPU in interrupt context. For a vCPU that CPU is only
- * interruptible outside its guest section, so running here means "left
- * guest mode". The async csd is already unlocked when this runs. The wake-up
- * is for tsg_ipi_set_free(); it touches a hashed wait queue, not the slot.
+ * Runs on the target CPU in hard interrupt context. For a vCPU that CPU is
+ * only interruptible outside its guest section, so running here means "left
+ * guest mode". The async csd is already unlocked when this runs.
+ *
+ * Only raw spinlocks may be taken here, even without PREEMPT_RT: a cross-CPU
+ * call is never threaded, and a wait queue's spinlock_t is a sleeping lock
+ * on RT (lockdep reports "Invalid wait context"). wake_up_var() takes one as
+ * soon as anybody waits on its hashed queue; rcuwait_wake_up() only takes the
+ * scheduler's raw locks. The set may be freed as soon as pending reads 0, so
+ * tsg_ipi_set_free() frees it after a grace period: this handler runs with
+ * interrupts off, an RCU read-side critical section.
  */
 static void tsg_ipi_ack(void *info)
 {
 	struct tsg_ipi_slot *slot = info;
+	struct tsg_ipi_set *set = slot->set;
 
 	atomic_set_release(&slot->pending, 0);
-	wake_up_var(&slot->pending);
+	rcuwait_wake_up(&set->freeing);
 }
 
 /* @atomic: called where sleeping is not allowed (GFP_ATOMIC). */
@@ -187,9 +201,12 @@ struct tsg_ipi_set *tsg_ipi_set_alloc(unsigned int nr, bool atomic)
 
 	if (!set)
 		return NULL;
+	rcuwait_init(&set->freeing);
 	set->nr = nr;
-	for (i = 0; i < nr; i++)
+	for (i = 0; i < nr; i++) {
+		set->slot[i].set = set;
 		INIT_CSD(&set->slot[i].csd, tsg_ipi_ack, &set->slot[i]);
+	}
 	return set;
 }
 
@@ -219,9 +236,10 @@ bool tsg_ipi_acked(struct tsg_ipi_set *set, unsigned int slot)
 }
 
 /*
- * Waits (sleeping) until no call is in flight, then frees the set. A call
- * in flight always runs: its target CPU was online when it was sent, and a
- * CPU going offline flushes its queued calls first.
+ * Waits (sleeping) until no call is in flight, then frees the set after a
+ * grace period (see tsg_ipi_ack()). A call in flight always runs: its target
+ * CPU was online when it was sent, and a CPU going offline flushes its
+ * queued calls first. Called once, by the set's last user.
  */
 void tsg_ipi_set_free(struct tsg_ipi_set *set)
 {
@@ -230,9 +248,16 @@ void tsg_ipi_set_free(struct tsg_ipi_set *set)
 	if (!set)
 		return;
 	for (i = 0; i < set->nr; i++)
-		wait_var_event(&set->slot[i].pending,
-			       !atomic_read_acquire(&set->slot[i].pending));
-	kfree(set);
+		rcuwait_wait_event(&set->freeing,
+				   !atomic_read_acquire(&set->slot[i].pending),
+				   TASK_UNINTERRUPTIBLE);
+	kfree_rcu(set, rcu);
+}
+
+/* Whether lockdep is still checking (it turns itself off at its first report). */
+bool tsg_debug_locks(void)
+{
+	return READ_ONCE(debug_locks);
 }
 
 /*

@@ -45,6 +45,7 @@ struct tsg_ipi_set *tsg_ipi_set_alloc(unsigned int nr, bool atomic);
 int tsg_ipi_send(struct tsg_ipi_set *set, unsigned int slot, unsigned int cpu);
 bool tsg_ipi_acked(struct tsg_ipi_set *set, unsigned int slot);
 void tsg_ipi_set_free(struct tsg_ipi_set *set);
+bool tsg_debug_locks(void);
 
 /*
  * A debugfs file served by Rust callbacks. The struct lives in the Rust

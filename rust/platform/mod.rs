@@ -15,6 +15,8 @@
 pub(crate) mod debugfs;
 pub(crate) mod ipi;
 pub(crate) mod irq;
+#[cfg(CONFIG_KUNIT)]
+mod kunit;
 pub(crate) mod param;
 pub(crate) mod rwlock;
 pub(crate) mod sync;
