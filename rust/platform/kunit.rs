@@ -7,7 +7,10 @@ use kernel::macros::kunit_tests;
 
 #[kunit_tests(tdx_sept_guard_platform)]
 mod tests {
-    use crate::kunit::sleep_ms;
+    use crate::kunit::{
+        run_on_cpu,
+        sleep_ms, //
+    };
     use crate::platform::{
         ipi::IpiSet,
         irq::IrqsOff,
@@ -109,17 +112,23 @@ mod tests {
                 GFP_KERNEL,
             )?;
             let thread = Thread::spawn(spinner.clone(), Some(target), c"tsg_test/%u", 1)?;
-            while spinner.state.load(Acquire) == 0 {
-                sleep_ms(1);
-            }
-            let set = IpiSet::new(1)?;
-            set.send(0, target)?;
-            // Succeeds only while the target still has interrupts off, so
-            // the call cannot have run yet.
-            let sent = spinner.state.cmpxchg(SPINNING, SENT, Full).is_ok();
-            freed_while_pending = sent && !set.acked(0);
-            drop(set);
+            // The freeing side on CPU 0, never queued behind the spinner.
+            let s = spinner.clone();
+            let round = run_on_cpu(0, move || -> Result<bool> {
+                while s.state.load(Acquire) == 0 {
+                    sleep_ms(1);
+                }
+                let set = IpiSet::new(1)?;
+                set.send(0, target)?;
+                // Succeeds only while the target still has interrupts off,
+                // so the call cannot have run yet.
+                let sent = s.state.cmpxchg(SPINNING, SENT, Full).is_ok();
+                let pending = sent && !set.acked(0);
+                drop(set);
+                Ok(pending)
+            });
             drop(thread);
+            freed_while_pending = round??;
         }
         assert!(freed_while_pending);
         assert!(!checking || lockdep_checking());
