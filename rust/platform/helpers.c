@@ -182,7 +182,8 @@ struct tsg_ipi_set {
  * soon as anybody waits on its hashed queue; rcuwait_wake_up() only takes the
  * scheduler's raw locks. The set may be freed as soon as pending reads 0, so
  * tsg_ipi_set_free() frees it after a grace period: this handler runs with
- * interrupts off, an RCU read-side critical section.
+ * interrupts off, an RCU read-side critical section. (The same grace period
+ * in free_module() keeps this code itself mapped until the handler is done.)
  */
 static void tsg_ipi_ack(void *info)
 {
