@@ -8,8 +8,8 @@ use kernel::macros::kunit_tests;
 
 #[kunit_tests(tdx_sept_guard_concurrency)]
 mod tests {
-    use super::super::sleep_ms;
     use crate::platform::num_online_cpus;
+    use crate::platform::thread::sleep_ms;
     use crate::policy::*;
     use crate::sim::tdx_module::{
         Geometry,

@@ -7,10 +7,10 @@ use kernel::macros::kunit_tests;
 
 #[kunit_tests(tdx_sept_guard_faults)]
 mod tests {
-    use super::super::sleep_ms;
-    use super::super::{
+    use super::super::test_vm;
+    use crate::platform::thread::{
         run_on_cpu,
-        test_vm, //
+        sleep_ms, //
     };
     use crate::platform::trace::record::Recording;
     use crate::policy::gate::IN_GUEST_MODE;

@@ -6,12 +6,12 @@ use kernel::macros::kunit_tests;
 
 #[kunit_tests(tdx_sept_guard_zero_step)]
 mod tests {
-    use super::super::sleep_ms;
-    use super::super::{
-        run_on_cpu,
-        test_vm, //
-    };
+    use super::super::test_vm;
     use crate::platform::sync::KCounter;
+    use crate::platform::thread::{
+        run_on_cpu,
+        sleep_ms, //
+    };
     use crate::policy::zero_step::ZERO_STEP_ENGAGE_AT;
     use crate::policy::*;
     use crate::sim::tdp_mmu::Fault;

@@ -42,8 +42,8 @@ use super::{
     Unavailable,
     TARGET, //
 };
-use crate::kunit::run_on_cpu;
 use crate::platform::sync::KCounter;
+use crate::platform::thread::run_on_cpu;
 use crate::policy::{
     CounterCell,
     CounterTable,

@@ -29,14 +29,12 @@ use super::{
     Unavailable,
     TARGET, //
 };
-use crate::kunit::{
-    run_on_cpu,
-    sleep_ms, //
-};
 use crate::platform::sync::KCounter;
 use crate::platform::{
     irq::IrqsOff,
     thread::{
+        run_on_cpu,
+        sleep_ms,
         Thread,
         ThreadBody,
         ThreadCtx, //

@@ -7,15 +7,13 @@ use kernel::macros::kunit_tests;
 
 #[kunit_tests(tdx_sept_guard_platform)]
 mod tests {
-    use crate::kunit::{
-        run_on_cpu,
-        sleep_ms, //
-    };
     use crate::platform::{
         ipi::IpiSet,
         irq::IrqsOff,
         num_online_cpus, online_cpu,
         thread::{
+            run_on_cpu,
+            sleep_ms,
             Thread,
             ThreadBody,
             ThreadCtx, //

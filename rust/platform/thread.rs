@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Kernel threads running a [`ThreadBody`] held in an [`Arc`].
+//! Kernel threads running a [`ThreadBody`] held in an [`Arc`]; and, for the
+//! KUnit suites, a closure run on a given CPU ([`run_on_cpu`]) and a sleep
+//! ([`sleep_ms`]).
 
 use core::cell::Cell;
 use core::ffi::{
@@ -19,6 +21,14 @@ use kernel::{
     time::{
         delay::fsleep,
         Delta, //
+    },
+};
+#[cfg(CONFIG_KUNIT)]
+use kernel::{
+    new_mutex,
+    sync::{
+        Completion,
+        Mutex, //
     },
 };
 
@@ -159,4 +169,66 @@ impl<T: ThreadBody> Drop for Thread<T> {
         // dropped only after this returns, when the thread no longer runs.
         unsafe { tsg_kthread_stop(self.task.as_ptr()) }
     }
+}
+
+/// Sleeps for about `ms` milliseconds.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) fn sleep_ms(ms: u32) {
+    fsleep(Delta::from_millis(i64::from(ms)));
+}
+
+/// A closure run by a kthread, and what it returned.
+#[cfg(CONFIG_KUNIT)]
+#[pin_data]
+struct Job<F, R> {
+    #[pin]
+    f: Mutex<Option<F>>,
+    #[pin]
+    result: Mutex<Option<R>>,
+    #[pin]
+    done: Completion,
+}
+
+#[cfg(CONFIG_KUNIT)]
+impl<F, R> ThreadBody for Job<F, R>
+where
+    F: FnOnce() -> R + Send + Unpin + 'static,
+    R: Send + Unpin + 'static,
+{
+    fn run(&self, _ctx: &ThreadCtx) {
+        let f = self.f.lock().take();
+        if let Some(f) = f {
+            let r = f();
+            *self.result.lock() = Some(r);
+        }
+        self.done.complete_all();
+    }
+}
+
+/// Runs `f` in a kthread bound to `cpu` and returns its result.
+///
+/// A test that plays a vCPU or a kicker against simulated vCPUs must not
+/// share a CPU with them: a simulated vCPU in its guest section keeps its
+/// CPU with interrupts off, so a test thread there could neither observe
+/// nor kick it. KUnit's own thread may run anywhere.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) fn run_on_cpu<F, R>(cpu: u32, f: F) -> Result<R>
+where
+    F: FnOnce() -> R + Send + Unpin + 'static,
+    R: Send + Unpin + 'static,
+{
+    let job = Arc::pin_init(
+        pin_init!(Job {
+            f <- new_mutex!(Some(f), "Job::f"),
+            result <- new_mutex!(None, "Job::result"),
+            done <- Completion::new(),
+        }),
+        GFP_KERNEL,
+    )?;
+    let cpu = crate::platform::online_cpu(cpu).ok_or(EINVAL)?;
+    let thread = Thread::spawn(job.clone(), Some(cpu), c"tsg_test/%u", 0)?;
+    job.done.wait_for_completion();
+    drop(thread);
+    let result = job.result.lock().take();
+    result.ok_or(EINVAL)
 }
