@@ -7,7 +7,6 @@ use kernel::macros::kunit_tests;
 
 #[kunit_tests(tdx_sept_guard_executor)]
 mod tests {
-    use super::super::test_vm;
     use crate::platform::sync::KAtomic64;
     use crate::policy::spte::SHADOW_NONPRESENT_VALUE;
     use crate::policy::status::{
@@ -15,6 +14,7 @@ mod tests {
         TDX_TLB_TRACKING_NOT_DONE, //
     };
     use crate::policy::*;
+    use crate::sim::test_vm;
     use kernel::prelude::*;
 
     /// Answers SEAMCALLs from a script, then success; counts the calls.
@@ -60,7 +60,7 @@ mod tests {
             Outcome::Done { tries: 2 }
         );
         assert_eq!(script.calls, 2);
-        let c = &vm.counters;
+        let c = vm.counters();
         assert_eq!(
             (
                 c.ops.get(),
@@ -78,7 +78,7 @@ mod tests {
             ),
             (1, 1, 1)
         );
-        assert!(!vm.gate.is_raised());
+        assert!(!vm.gate().is_raised());
         Ok(())
     }
 
@@ -96,8 +96,8 @@ mod tests {
             }
         );
         assert_eq!(script.calls, 2);
-        assert_eq!(vm.counters.vm_bugs.get(), 1);
-        assert!(!vm.gate.is_raised());
+        assert_eq!(vm.counters().vm_bugs.get(), 1);
+        assert!(!vm.gate().is_raised());
         Ok(())
     }
 
@@ -114,7 +114,10 @@ mod tests {
                 tries: 1
             }
         );
-        assert_eq!((vm.counters.kicks.get(), vm.counters.errors.get()), (0, 1));
+        assert_eq!(
+            (vm.counters().kicks.get(), vm.counters().errors.get()),
+            (0, 1)
+        );
         Ok(())
     }
 
@@ -126,7 +129,7 @@ mod tests {
             vm.executor().run(&TRACK, &mut script),
             Outcome::Done { tries: 2 }
         );
-        assert_eq!(vm.counters.busy_prev_tlb_epoch.get(), 1);
+        assert_eq!(vm.counters().busy_prev_tlb_epoch.get(), 1);
         Ok(())
     }
 
@@ -155,7 +158,10 @@ mod tests {
             vm.executor().run(&AUG, &mut script),
             Outcome::Done { tries: 4 }
         );
-        assert_eq!((vm.counters.kicks.get(), vm.counters.retries.get()), (0, 3));
+        assert_eq!(
+            (vm.counters().kicks.get(), vm.counters().retries.get()),
+            (0, 3)
+        );
         Ok(())
     }
 

@@ -7,17 +7,28 @@
 //! [`tdx_module`] (the TDX module's S-EPT, locks, epochs, zero-step) →
 //! [`vm`] (one TD as KVM holds it) → [`tdp_mmu`] (KVM's fault and zap
 //! paths) → [`vcpu`] (the vCPU run loop) → [`workload`] (the threads), with
-//! [`locks`], [`spin`], [`rng`] and [`hist`] as leaves.
+//! [`locks`], [`spin`], [`rng`] and [`hist`] as leaves. Their KUnit suites
+//! are in `kunit/`.
+//!
+//! Outside `sim` the module uses [`SimBackend`] and its configuration
+//! ([`vm::SimConfig`]); its KVM suites also drive the simulated TDX module
+//! ([`tdx_module::TdxModule`], [`spin::spin_us`]) and the policy's suites
+//! a small VM (`test_vm()`). Everything else stays inside `sim`.
 
-pub(crate) mod hist;
-pub(crate) mod locks;
-pub(crate) mod rng;
+mod hist;
+#[cfg(CONFIG_KUNIT)]
+mod kunit;
+mod locks;
+mod rng;
 pub(crate) mod spin;
-pub(crate) mod tdp_mmu;
+mod tdp_mmu;
 pub(crate) mod tdx_module;
-pub(crate) mod vcpu;
+mod vcpu;
 pub(crate) mod vm;
-pub(crate) mod workload;
+mod workload;
+
+#[cfg(CONFIG_KUNIT)]
+pub(crate) use kunit::test_vm;
 
 use crate::backend::Backend;
 use kernel::{

@@ -97,7 +97,7 @@ pub(crate) enum Zap {
 
 impl Vm {
     /// The host's side of a guest's private-to-shared conversion of `gpa`.
-    pub(crate) fn release(&self, gpa: u64) {
+    pub(super) fn release(&self, gpa: u64) {
         if self.zap(gpa) == Zap::Zapped {
             self.sim_counters.sim_zaps.add(1);
         }
@@ -108,7 +108,7 @@ impl Vm {
     ///
     /// `kick_first` is the zero-step response: the vCPUs are kicked and held
     /// out (gate up) while the fault is resolved, instead of entering again.
-    pub(crate) fn handle_fault(&self, gpa: u64, kick_first: bool) -> Fault {
+    pub(super) fn handle_fault(&self, gpa: u64, kick_first: bool) -> Fault {
         let mut tally = OpTally::default();
         let fault = self.run_fault(gpa, kick_first, &mut tally);
         tally.close(self);
@@ -117,7 +117,7 @@ impl Vm {
 
     /// One run of the fault handler (KVM's `kvm_tdp_mmu_page_fault()`),
     /// carrying a map operation left open by an earlier run in `tally`.
-    pub(crate) fn run_fault(&self, gpa: u64, kick_first: bool, tally: &mut OpTally) -> Fault {
+    pub(super) fn run_fault(&self, gpa: u64, kick_first: bool, tally: &mut OpTally) -> Fault {
         let (Some(table), Some(page)) = (self.mirror_table(gpa), self.mirror_page(gpa)) else {
             return Fault::Retry;
         };
@@ -215,7 +215,7 @@ impl Vm {
     /// no vCPU still runs in the old TLB epoch), TDH.MEM.PAGE.REMOVE. The
     /// SPTE stays frozen throughout. Any failure stops the VM, as KVM's
     /// `KVM_BUG_ON` does: the S-EPT and the mirror would disagree otherwise.
-    pub(crate) fn zap(&self, gpa: u64) -> Zap {
+    pub(super) fn zap(&self, gpa: u64) -> Zap {
         let Some(page) = self.mirror_page(gpa) else {
             return Zap::NotMapped;
         };

@@ -158,7 +158,7 @@ impl ZeroStepState {
 counter_table! {
     counters = crate::policy::counters;
     /// What the simulated TDX module saw, for the tests and debugfs.
-    pub(crate) struct ModuleStats<C> {
+    pub(super) struct ModuleStats<C> {
         /// Times a vCPU's zero-step mitigation engaged (its GPA list filled).
         sim_mitigation_engaged: "sim_module",
         /// Synthetic EPT-violation exits TDH.VP.ENTER returned under
@@ -193,7 +193,7 @@ pub(crate) struct TdxModule {
     /// Fault injection: every S-EPT SEAMCALL finds the tree lock held, as if
     /// the module leaked it. No kick can help.
     stuck_busy: Atomic<bool>,
-    pub(crate) stats: ModuleStats<KCounter>,
+    pub(super) stats: ModuleStats<KCounter>,
 }
 
 fn busy(operand: Operand) -> Status {
@@ -246,7 +246,7 @@ impl TdxModule {
 
     /// The S-EPT tree lock, for tests that play a concurrent holder.
     #[cfg(CONFIG_KUNIT)]
-    pub(crate) fn sept_lock(&self) -> &SxLock {
+    pub(super) fn sept_lock(&self) -> &SxLock {
         &self.sept_lock
     }
 

@@ -133,12 +133,12 @@ impl Guest {
 }
 
 /// One vCPU's thread state.
-pub(crate) struct Vcpu {
-    pub(crate) vm: Arc<Vm>,
-    pub(crate) idx: usize,
+pub(super) struct Vcpu {
+    pub(super) vm: Arc<Vm>,
+    pub(super) idx: usize,
     /// Guest accesses (ACCEPTs that succeed, first or repeated) to make
     /// before idling.
-    pub(crate) budget: u64,
+    pub(super) budget: u64,
 }
 
 /// What one vCPU thread carries from exit to exit.

@@ -104,26 +104,26 @@ pub(crate) type VmExecutor<'a> = Executor<'a, KAtomic64, Vm, KCounter, KClock, V
 
 /// Why the VM was stopped (`KVM_BUG_ON` in KVM).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct StopRecord {
-    pub(crate) leaf: Leaf,
+pub(super) struct StopRecord {
+    pub(super) leaf: Leaf,
     /// `None`: an error status the path cannot go on after.
-    pub(crate) reason: Option<VmBugReason>,
-    pub(crate) status: Status,
+    pub(super) reason: Option<VmBugReason>,
+    pub(super) status: Status,
 }
 
 /// A vCPU as the kicker sees it: its mode (a 32-bit cell, as KVM's
 /// `vcpu->mode`) and the CPU its thread is bound to.
-pub(crate) struct VcpuSlot {
-    pub(crate) mode: KAtomic32,
-    pub(crate) cpu: CpuId,
+pub(super) struct VcpuSlot {
+    pub(super) mode: KAtomic32,
+    pub(super) cpu: CpuId,
     /// TDH.VP.ENTER calls this vCPU made.
-    pub(crate) enters: KCounter,
+    pub(super) enters: KCounter,
 }
 
 counter_table! {
     counters = crate::policy::counters;
     /// What the simulated VM itself saw, beside the policy's counters.
-    pub(crate) struct SimCounters<C> {
+    pub(super) struct SimCounters<C> {
         /// Pages the simulated guests accepted (their unit of work).
         sim_guest_ops: "sim",
         /// Pages the host zapped (BLOCK, TRACK, kick, REMOVE all done).
@@ -148,7 +148,7 @@ counter_table! {
 }
 
 /// Fault injection for the tests.
-pub(crate) struct Injection {
+pub(super) struct Injection {
     /// 1 + the index of the vCPU that will ignore interrupts on its next
     /// guest entry, or 0.
     stuck_vcpu: Atomic<u64>,
@@ -177,50 +177,50 @@ impl Injection {
     }
 
     /// vCPU `idx` stays in the guest, interrupts off, for `ms` on its next entry.
-    pub(crate) fn arm_stuck(&self, idx: usize, ms: u32) {
+    pub(super) fn arm_stuck(&self, idx: usize, ms: u32) {
         self.stuck_ms.store(ms, Relaxed);
         self.stuck_vcpu.store(idx as u64 + 1, Release);
     }
 
     /// Whether vCPU `idx` is the one to get stuck now (once).
-    pub(crate) fn take_stuck(&self, idx: usize) -> bool {
+    pub(super) fn take_stuck(&self, idx: usize) -> bool {
         self.stuck_vcpu.load(Relaxed) == idx as u64 + 1
             && self.stuck_vcpu.cmpxchg(idx as u64 + 1, 0, Full).is_ok()
     }
 
     /// Whether an armed stuck vCPU has not got stuck yet.
-    pub(crate) fn stuck_armed(&self) -> bool {
+    pub(super) fn stuck_armed(&self) -> bool {
         self.stuck_vcpu.load(Acquire) != 0
     }
 
-    pub(crate) fn stuck_ms(&self) -> u32 {
+    pub(super) fn stuck_ms(&self) -> u32 {
         self.stuck_ms.load(Relaxed)
     }
 
     /// vCPU `idx`'s guest holds the entry lock of `gpa` whenever it runs.
-    pub(crate) fn arm_hog(&self, idx: usize, gpa: u64) {
+    pub(super) fn arm_hog(&self, idx: usize, gpa: u64) {
         self.hog_gpa.store(gpa, Relaxed);
         self.hog_vcpu.store(idx as u64 + 1, Release);
     }
 
-    pub(crate) fn disarm_hog(&self) {
+    pub(super) fn disarm_hog(&self) {
         self.hog_vcpu.store(0, Release);
     }
 
     /// The page vCPU `idx`'s guest hogs, if any.
-    pub(crate) fn hog(&self, idx: usize) -> Option<u64> {
+    pub(super) fn hog(&self, idx: usize) -> Option<u64> {
         (self.hog_vcpu.load(Acquire) == idx as u64 + 1).then(|| self.hog_gpa.load(Relaxed))
     }
 
     /// vCPU `idx`'s guest's next instruction touches `gpa` (a plain access:
     /// it faults until the page is mapped and takes no entry lock).
-    pub(crate) fn arm_touch(&self, idx: usize, gpa: u64) {
+    pub(super) fn arm_touch(&self, idx: usize, gpa: u64) {
         self.touch_gpa.store(gpa, Relaxed);
         self.touch_vcpu.store(idx as u64 + 1, Release);
     }
 
     /// The page vCPU `idx`'s guest is to touch next, if any (once).
-    pub(crate) fn take_touch(&self, idx: usize) -> Option<u64> {
+    pub(super) fn take_touch(&self, idx: usize) -> Option<u64> {
         (self.touch_vcpu.load(Relaxed) == idx as u64 + 1
             && self.touch_vcpu.cmpxchg(idx as u64 + 1, 0, Full).is_ok())
         .then(|| self.touch_gpa.load(Relaxed))
@@ -237,30 +237,30 @@ struct VcpuThreads {
 /// One simulated TD.
 #[pin_data]
 pub(crate) struct Vm {
-    pub(crate) cfg: SimConfig,
-    pub(crate) module: TdxModule,
+    pub(super) cfg: SimConfig,
+    pub(super) module: TdxModule,
     mirror_pages: KVec<KAtomic64>,
     mirror_tables: KVec<KAtomic64>,
-    pub(crate) gate: EntryGate<KAtomic64>,
-    pub(crate) vcpus: KVec<VcpuSlot>,
+    pub(super) gate: EntryGate<KAtomic64>,
+    pub(super) vcpus: KVec<VcpuSlot>,
     ipis: IpiSet,
     #[pin]
-    pub(crate) mmu_lock: RwSpinLock,
-    pub(crate) counters: Counters<KCounter>,
-    pub(crate) sim_counters: SimCounters<KCounter>,
+    pub(super) mmu_lock: RwSpinLock,
+    pub(super) counters: Counters<KCounter>,
+    pub(super) sim_counters: SimCounters<KCounter>,
     /// How long S-EPT operations took, first SEAMCALL to last, with any
     /// kick and re-run fault in between.
-    pub(crate) op_ns: Histogram,
+    op_ns: Histogram,
     /// How long faults took to resolve: from a guest access's first
     /// EPT-violation exit until the host mapped the page.
-    pub(crate) fault_ns: Histogram,
-    pub(crate) clock: KClock,
+    pub(super) fault_ns: Histogram,
+    pub(super) clock: KClock,
     /// vCPUs past the gate and inside their guest section: the simulation
     /// checks the gate with it.
-    pub(crate) in_guest: Atomic<u64>,
-    pub(crate) inject: Injection,
+    pub(super) in_guest: Atomic<u64>,
+    pub(super) inject: Injection,
     /// Its trace events, with its number (`vm=`).
-    pub(crate) events: VmEvents,
+    pub(super) events: VmEvents,
     stopped: Atomic<bool>,
     #[pin]
     stop_record: SpinLock<Option<StopRecord>>,
@@ -271,12 +271,12 @@ pub(crate) struct Vm {
 }
 
 /// The mirror SPTE value of a mapped 4K page (present, RWX) or S-EPT page.
-pub(crate) fn present_spte(gpa: u64) -> u64 {
+pub(super) fn present_spte(gpa: u64) -> u64 {
     gpa | 0x7
 }
 
 /// A mirror SPTE that maps nothing (`SHADOW_NONPRESENT_VALUE`).
-pub(crate) const NONPRESENT_SPTE: u64 = SHADOW_NONPRESENT_VALUE;
+pub(super) const NONPRESENT_SPTE: u64 = SHADOW_NONPRESENT_VALUE;
 
 fn spte_table(n: usize) -> Result<KVec<KAtomic64>> {
     let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
@@ -288,7 +288,7 @@ fn spte_table(n: usize) -> Result<KVec<KAtomic64>> {
 
 impl Vm {
     /// Builds a VM; its vCPU threads are started separately.
-    pub(crate) fn new(cfg: SimConfig) -> Result<Arc<Self>> {
+    pub(super) fn new(cfg: SimConfig) -> Result<Arc<Self>> {
         if cfg.nr_vcpus == 0 || cfg.nr_vcpus > MAX_VCPUS {
             return Err(EINVAL);
         }
@@ -341,25 +341,37 @@ impl Vm {
         .with_events(&self.events)
     }
 
+    /// The policy's counters, for the policy's suites outside `sim`.
+    #[cfg(CONFIG_KUNIT)]
+    pub(crate) fn counters(&self) -> &Counters<KCounter> {
+        &self.counters
+    }
+
+    /// The entry gate, for the policy's suites outside `sim`.
+    #[cfg(CONFIG_KUNIT)]
+    pub(crate) fn gate(&self) -> &EntryGate<KAtomic64> {
+        &self.gate
+    }
+
     /// The mirror SPTE of the 4K page at `gpa`.
-    pub(crate) fn mirror_page(&self, gpa: u64) -> Option<&KAtomic64> {
+    pub(super) fn mirror_page(&self, gpa: u64) -> Option<&KAtomic64> {
         self.mirror_pages.get(self.cfg.geometry.page_index(gpa)?)
     }
 
     /// The mirror SPTE of the S-EPT page covering `gpa`.
-    pub(crate) fn mirror_table(&self, gpa: u64) -> Option<&KAtomic64> {
+    pub(super) fn mirror_table(&self, gpa: u64) -> Option<&KAtomic64> {
         self.mirror_tables.get(self.cfg.geometry.table_of(gpa))
     }
 
     /// Whether a kick sent to vCPU `idx` is waiting for it: a real CPU in
     /// guest mode exits at once on such an interrupt.
-    pub(crate) fn kick_pending(&self, idx: usize) -> bool {
+    pub(super) fn kick_pending(&self, idx: usize) -> bool {
         !self.ipis.acked(idx as u32)
     }
 
     /// Records an S-EPT operation that ended after `tries` SEAMCALLs and
     /// `ns` nanoseconds.
-    pub(crate) fn note_op(&self, tries: u32, ns: u64) {
+    pub(super) fn note_op(&self, tries: u32, ns: u64) {
         self.sim_counters.sim_sept_ops.add(1);
         if tries > 1 {
             self.sim_counters.sim_ops_retried.add(1);
@@ -370,13 +382,13 @@ impl Vm {
 
     /// A page for a guest to touch: from the small shared set with
     /// probability `contention_pct`, else from all of memory.
-    pub(crate) fn pick_gpa(&self, rng: &mut Rng) -> u64 {
+    pub(super) fn pick_gpa(&self, rng: &mut Rng) -> u64 {
         self.pick_run(rng, 1)
     }
 
     /// The first page of a run of `len` pages, picked as [`Self::pick_gpa`]
     /// does; the run stays inside the TD's memory.
-    pub(crate) fn pick_run(&self, rng: &mut Rng, len: u32) -> u64 {
+    pub(super) fn pick_run(&self, rng: &mut Rng, len: u32) -> u64 {
         let all = self.cfg.geometry.pages;
         let pages = if rng.below(100) < u64::from(self.cfg.contention_pct) {
             self.cfg.hot_pages.min(all)
@@ -389,7 +401,7 @@ impl Vm {
 
     /// Stops the VM: its vCPUs never enter again. The first record wins;
     /// it alone is logged and traced.
-    pub(crate) fn stop(&self, leaf: Leaf, reason: Option<VmBugReason>, status: Status) {
+    pub(super) fn stop(&self, leaf: Leaf, reason: Option<VmBugReason>, status: Status) {
         let mut rec = self.stop_record.lock();
         if rec.is_none() {
             match reason {
@@ -417,34 +429,34 @@ impl Vm {
         self.stopped.store(true, Release);
     }
 
-    pub(crate) fn is_stopped(&self) -> bool {
+    pub(super) fn is_stopped(&self) -> bool {
         self.stopped.load(Relaxed)
     }
 
-    pub(crate) fn stop_record(&self) -> Option<StopRecord> {
+    pub(super) fn stop_record(&self) -> Option<StopRecord> {
         *self.stop_record.lock()
     }
 
     /// A vCPU thread starts working on the VM.
-    pub(crate) fn vcpu_thread_started(&self) {
+    pub(super) fn vcpu_thread_started(&self) {
         self.threads.lock().started += 1;
     }
 
     /// A vCPU thread is done (its budget spent, or the VM stopped).
-    pub(crate) fn vcpu_thread_finished(&self) {
+    pub(super) fn vcpu_thread_finished(&self) {
         self.threads.lock().finished += 1;
         self.threads_changed.notify_all();
     }
 
     /// Every vCPU thread is done with its budget (or the VM stopped).
-    pub(crate) fn vcpus_done(&self) -> bool {
+    pub(super) fn vcpus_done(&self) -> bool {
         let t = *self.threads.lock();
         t.finished >= t.started
     }
 
     /// Waits (sleeping) until every vCPU thread is done or `timeout_ms`
     /// passed; returns whether they all are.
-    pub(crate) fn wait_vcpus_done(&self, timeout_ms: u32) -> bool {
+    pub(super) fn wait_vcpus_done(&self, timeout_ms: u32) -> bool {
         let mut left = msecs_to_jiffies(timeout_ms);
         let mut threads = self.threads.lock();
         while threads.finished < threads.started {
@@ -463,7 +475,7 @@ impl Vm {
 
     /// Every counter as `name value` lines: the policy's, the simulation's,
     /// the simulated TDX module's; then whether the VM is stopped.
-    pub(crate) fn render_stats(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    pub(super) fn render_stats(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         use crate::policy::CounterTable;
         self.counters.render(f)?;
         self.sim_counters.render(f)?;
@@ -473,13 +485,13 @@ impl Vm {
     }
 
     /// The latency histograms (see [`Histogram::render`]).
-    pub(crate) fn render_latency(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    pub(super) fn render_latency(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         self.op_ns.render("op_ns", f)?;
         self.fault_ns.render("fault_ns", f)
     }
 
     /// Zeroes every counter.
-    pub(crate) fn reset_stats(&self) {
+    pub(super) fn reset_stats(&self) {
         use crate::policy::CounterTable;
         self.counters.reset();
         self.sim_counters.reset();
@@ -494,7 +506,7 @@ impl Vm {
     /// Compares the mirror SPTEs with the simulated S-EPT: every present
     /// mirror page is PENDING or MAPPED in the module and every other one is
     /// FREE; likewise for S-EPT pages. Returns the number of mismatches.
-    pub(crate) fn mismatches(&self) -> usize {
+    pub(super) fn mismatches(&self) -> usize {
         use super::tdx_module::{
             FREE,
             MAPPED,
