@@ -3,6 +3,9 @@
 # tdx-sept-guard. Common targets:
 #   make                     build tdx_sept_guard.ko (against the cached test kernel)
 #   make KDIR=/path/to/build build it against your own Rust-enabled kernel build tree
+#   make TSG_TESTS=1         also build the test module, tdx_sept_guard_kunit.ko
+#                            (the KUnit suites; make check and make bench build it)
+#   make KDIR=... install    build and install tdx_sept_guard.ko only (modules_install)
 #   make check               set up, build, run host tests and KUnit suites in QEMU
 #   make run                 set up, build, boot QEMU and show the module at work
 #   make bench               set up, build, run the policy benchmark in QEMU (build/bench/)
@@ -17,10 +20,18 @@
 KDIR ?=
 export KDIR V
 
-.PHONY: all modules kernel setup check run bench host-test scale-model rust-analyzer rustfmt rustfmtcheck clean
+.PHONY: all modules install kernel setup check run bench host-test scale-model rust-analyzer rustfmt rustfmtcheck clean
 
 all modules:
 	@scripts/build-module.sh
+
+# Kbuild's modules_install for this directory (INSTALL_MOD_PATH and
+# INSTALL_MOD_DIR apply; then depmod). It installs what modules.order lists,
+# so the module is built first without TSG_TESTS: the test module,
+# tdx_sept_guard_kunit.ko, is never installed.
+install:
+	@TSG_TESTS= scripts/build-module.sh
+	@TSG_TESTS= scripts/build-module.sh modules_install
 
 setup:
 	@scripts/setup-host.sh

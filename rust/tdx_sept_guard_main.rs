@@ -15,8 +15,6 @@ pub mod policy;
 
 mod backend;
 mod debugfs_files;
-#[cfg(CONFIG_KUNIT)]
-mod kunit;
 mod kvm;
 mod params;
 mod platform;
@@ -91,11 +89,12 @@ fn start_backend(mode: Mode) -> Result<Arc<dyn Backend>> {
             );
             sim::SimBackend::start(cfg, params::ops_per_vcpu())
         }
-        Mode::Kvm => kvm::attach().map_err(|why| {
+        Mode::Kvm => kvm::attach(params::policy()?, params::kick_timeout_us()?).map_err(|why| {
             pr_err!("mode=kvm: cannot attach to KVM TDX: {}\n", why.reason());
             why.errno()
         }),
-        Mode::Auto => kvm::attach().or_else(|why| idle(why.reason())),
+        Mode::Auto => kvm::attach(params::policy()?, params::kick_timeout_us()?)
+            .or_else(|why| idle(why.reason())),
     }
 }
 

@@ -11,7 +11,8 @@ every line of the module's debugfs `stats` (`stat NAME key value`) and
 `latency` (`lat NAME hist low high count`, `lat NAME hist_max ns`) files.
 A cell is named POLICY-VCPUS-SHAPE.
 
-Before the cells, the KUnit suite tdx_sept_guard_kvm_bench prints
+Before the cells, the KUnit suite tdx_sept_guard_bench_kvm (in the test
+module, tdx_sept_guard_kunit.ko) prints
 `tsg-bench-kvm: row=kvm72 key=value...`, `... row=kvm72+hook ...` (KVM 7.2's
 real tdx_sept_set_private_spte() on the simulated TDX module, without and
 with the module's hook, one vCPU holding the page before half of the maps)
@@ -25,7 +26,8 @@ that holds it, so it is at most 25% above the true value. Maxima are exact.
 
 Exit status: 0 when every cell ran (whatever the targets say: a missed
 target is a result, reported with its reason), 1 when a cell is missing or
-failed to load, or the guest log shows a kernel splat.
+failed to load, or the guest log shows a kernel splat (the patterns are in
+scripts/kernel_trouble.py, shared with scripts/guest-log.py).
 """
 
 import argparse
@@ -34,18 +36,18 @@ import os
 import re
 import sys
 
+# The shared pattern list sits next to this script; no __pycache__ there.
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kernel_trouble import KERNEL_TROUBLE  # noqa: E402
+
 POLICIES = ["kick_and_retry", "upstream72", "blind_retry"]
 OURS = "kick_and_retry"
 SHAPES = ["none", "accept", "zerostep"]
 MARK = "tdx-sept-guard-bench: "
-SPLAT = re.compile(
-    r"(BUG:|WARNING:|Oops|Kernel panic|possible recursive locking|"
-    r"possible circular locking|inconsistent lock state|"
-    r"sleeping function called from invalid context|stall)"
-)
 STOP = re.compile(r"sim VM stopped: (.*)$")
 KVM_MARK = "tsg-bench-kvm: "
-KVM_SUITE = re.compile(r"^\s*(not ok|ok) \d+ tdx_sept_guard_kvm_bench\b")
+KVM_SUITE = re.compile(r"^\s*(not ok|ok) \d+ tdx_sept_guard_bench_kvm\b")
 KVM_OURS = "kvm72+hook"
 KVM_ROWS = ["kvm72", KVM_OURS]
 # The hook's overhead target: at most 2% of an uncontended operation.
@@ -68,7 +70,7 @@ def parse_log(path):
         text = f.read().decode("utf-8", "replace")
     for line in text.splitlines():
         if MARK not in line:
-            if SPLAT.search(line):
+            if KERNEL_TROUBLE.search(line):
                 splats.append(line.strip())
             m = STOP.search(line)
             if m and current:

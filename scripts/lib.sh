@@ -32,3 +32,54 @@ kernel_build_dir() {
 	rustc_ver=$(rustc --version | awk '{print $2}')
 	echo "$CACHE_DIR/kernel/linux-$1-cfg$frag_hash-rustc$rustc_ver"
 }
+
+# prologue TESTS: what `make check`, `make run` and `make bench` do first.
+# Sets the machine up (setup-host.sh), builds or reuses the test kernel
+# and exports KDIR, then builds the module with clippy and warnings as
+# errors (CLIPPY=1 W=e; Kbuild's scripts/Makefile.warn adds -Werror for C
+# and -Dwarnings for Rust, so a compiler or clippy warning fails the
+# build), log in build/module-build.log. If that fails, the errors are
+# shown, BUILD_OK is set to 0 and the module is built again without W=e,
+# so that the tests still run; only a build that fails then stops here.
+# TESTS=tests adds the test module, rust/tdx_sept_guard_kunit.ko
+# (TSG_TESTS=1); TESTS=no-tests builds the shipped module alone and
+# removes a test module left by an earlier build, so that none goes into
+# the guest.
+prologue() {
+	local tests=$1 flag what=tdx_sept_guard.ko test_ko=$TOP/rust/tdx_sept_guard_kunit.ko
+	case $tests in
+	tests)
+		flag=1
+		what="tdx_sept_guard.ko and tdx_sept_guard_kunit.ko"
+		;;
+	no-tests) flag= ;;
+	*) die "prologue: tests or no-tests, not '$tests'" ;;
+	esac
+	"$TOP/scripts/setup-host.sh"
+	KDIR=$("$TOP/scripts/build-kernel.sh" | tail -n1)
+	export KDIR
+	mkdir -p "$TOP/build"
+	# shellcheck disable=SC2034 # the caller's
+	BUILD_OK=1
+	[ "$tests" = tests ] || rm -f "$test_ko"
+	step "building $what with clippy, warnings as errors (log: build/module-build.log)"
+	TSG_TESTS=$flag CLIPPY=1 W=e "$TOP/scripts/build-module.sh" >"$TOP/build/module-build.log" 2>&1 || {
+		# (grep finding nothing, or stopped by head, is no reason to stop.)
+		grep -E -A12 '(^|: )error' "$TOP/build/module-build.log" | head -n 60 || true
+		echo "FAILED: the module build with W=e (a warning is an error there)"
+		# shellcheck disable=SC2034 # the caller's
+		BUILD_OK=0
+		# Still run the tests: build again without W=e; only a real error stops here.
+		step "building again without W=e, to run the tests (log: build/module-build-nowerror.log)"
+		TSG_TESTS=$flag CLIPPY=1 "$TOP/scripts/build-module.sh" >"$TOP/build/module-build-nowerror.log" 2>&1 || {
+			cat "$TOP/build/module-build-nowerror.log" >&2
+			die "module build failed"
+		}
+	}
+	# modules.order lists what this build made.
+	if [ "$tests" = tests ] && ! grep -q tdx_sept_guard_kunit "$TOP/modules.order" 2>/dev/null; then
+		echo "FAILED: TSG_TESTS=1 built no rust/tdx_sept_guard_kunit.ko (see rust/Kbuild)"
+		# shellcheck disable=SC2034 # the caller's
+		BUILD_OK=0
+	fi
+}

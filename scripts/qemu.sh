@@ -1,12 +1,15 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Boots the test kernel in QEMU (TCG) with a busybox initramfs that loads
-# tdx_sept_guard.ko, lets it work, reads its debugfs files and unloads it.
+# Boots the test kernel in QEMU (TCG) with a busybox initramfs that holds
+# the module, rust/tdx_sept_guard.ko, and, if it was built (TSG_TESTS=1),
+# the test module rust/tdx_sept_guard_kunit.ko, both at the root under the
+# same names; the guest script decides what to load.
 #
-#   scripts/qemu.sh KDIR SCRIPT LOG [insmod parameters...]
+#   scripts/qemu.sh KDIR SCRIPT LOG [guest parameters...]
 #
-# SCRIPT is a guest script under scripts/guest/ (check, interface or run).
+# SCRIPT is a guest script under scripts/guest/ (check, interface, run or
+# bench); the remaining arguments go to /params for it to read.
 # The serial log is written to LOG. A hard timeout (QEMU_TIMEOUT, seconds)
 # ends a hung guest; the exit status is then 124.
 
@@ -29,6 +32,8 @@ for applet in sh mount cat echo ls insmod rmmod modinfo sleep usleep reboot grep
 	ln -s busybox "$root/bin/$applet"
 done
 cp "$ko" "$root/tdx_sept_guard.ko"
+test_ko=$TOP/rust/tdx_sept_guard_kunit.ko
+[ ! -f "$test_ko" ] || cp "$test_ko" "$root/tdx_sept_guard_kunit.ko"
 # The interface checks print KTAP with the kernel's own shell helpers.
 ktap_helpers=$kdir/source/tools/testing/selftests/kselftest/ktap_helpers.sh
 [ -f "$ktap_helpers" ] || die "$ktap_helpers is missing (KDIR must be an O= build tree with its source link)"

@@ -15,7 +15,9 @@ fi
 config=$KDIR/source/.rustfmt.toml
 [ -f "$config" ] || config=$KDIR/.rustfmt.toml
 [ -f "$config" ] || die "no .rustfmt.toml in KDIR=$KDIR"
-# The module root pulls in every other file through its `mod` items.
-rustfmt $check --edition 2021 --config-path "$config" "$TOP/rust/tdx_sept_guard_main.rs"
+# The two crate roots (the shipped module's, the test module's) pull in
+# every other file through their `mod` items.
+rustfmt $check --edition 2021 --config-path "$config" \
+	"$TOP/rust/tdx_sept_guard_main.rs" "$TOP/rust/tdx_sept_guard_kunit_main.rs"
 (cd "$TOP/rust/policy" && cargo fmt $check)
 (cd "$TOP/rust/scale-model" && cargo fmt $check)

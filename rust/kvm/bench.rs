@@ -290,7 +290,7 @@ fn contended_row(hook: bool) -> Result<Row> {
     })
 }
 
-#[kunit_tests(tdx_sept_guard_kvm_bench)]
+#[kunit_tests(tdx_sept_guard_bench_kvm)]
 mod tests {
     use super::*;
 

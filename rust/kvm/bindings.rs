@@ -100,6 +100,7 @@ impl<'a> Td<'a> {
         unsafe { addr_of_mut!((*self.ptr.as_ptr()).wait_for_sept_zap).write_volatile(on) }
     }
 
+    #[cfg(tsg_tests)]
     /// `kvm_tdx->wait_for_sept_zap`.
     pub(crate) fn wait_for_sept_zap(self) -> bool {
         // SAFETY: As for `set_wait_for_sept_zap`, as `READ_ONCE()`.
@@ -119,6 +120,7 @@ impl<'a> Td<'a> {
         }
     }
 
+    #[cfg(tsg_tests)]
     /// `kvm->vm_bugged`.
     pub(crate) fn is_bugged(self) -> bool {
         // SAFETY: The VM is live (type invariant); `READ_ONCE()`.

@@ -13,7 +13,7 @@
 #include "trace.h"
 #include "helpers.h"
 
-#ifdef CONFIG_KUNIT
+
 
 /* tdx.c's own to_kvm_tdx() and to_tdx() are local to it. */
 static struct kvm_tdx *fake_to_kvm_tdx(struct kvm *kvm)
@@ -239,4 +239,4 @@ unsigned long tsg_fake_seamcall_wrapper(unsigned int i, const char **name)
 	return table[i].fn;
 }
 
-#endif /* CONFIG_KUNIT */
+

@@ -17,6 +17,7 @@
 #include <linux/kprobes.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/tracepoint.h>
@@ -57,6 +58,78 @@ unsigned long tsg_kvm_lookup(const char *name)
 	if (tsg_is_endbr(addr - ENDBR_INSN_SIZE))
 		addr -= ENDBR_INSN_SIZE;
 	return addr;
+}
+
+/*
+ * The address of a kernel data symbol. KVM's VM list (vm_list and the
+ * kvm_lock mutex that guards it) is not exported, and neither is
+ * kallsyms_lookup_name(). register_kprobe() resolves a name through
+ * kallsyms and stores the address in kp.addr before it refuses one outside
+ * kernel text with -EINVAL: a refused kprobe on a data symbol yields its
+ * address. Data symbols are in kallsyms with CONFIG_KALLSYMS_ALL, which
+ * distribution kernels enable. The callers check what they find.
+ */
+static void *tsg_data_symbol(const char *name)
+{
+	struct kprobe kp = { .symbol_name = name };
+	int ret = register_kprobe(&kp);
+
+	if (!ret) {
+		/* Text, not data. */
+		unregister_kprobe(&kp);
+		return NULL;
+	}
+	return ret == -EINVAL ? (void *)kp.addr : NULL;
+}
+
+/* Whether @head reads as a list head: its neighbours point back at it. */
+static bool tsg_list_sane(struct list_head *head)
+{
+	struct list_head *next, *back;
+
+	if (get_kernel_nofault(next, &head->next) || get_kernel_nofault(back, &next->prev))
+		return false;
+	return back == head;
+}
+
+/* KVM's list of VMs and its lock, found once; NULL if not found. */
+static struct list_head *tsg_vm_list;
+static struct mutex *tsg_vm_list_lock;
+
+static bool tsg_find_vm_list(void)
+{
+	struct list_head *vms;
+	struct mutex *lock;
+
+	if (READ_ONCE(tsg_vm_list))
+		return true;
+	vms = tsg_data_symbol("vm_list");
+	lock = tsg_data_symbol("kvm_lock");
+	/*
+	 * Both are defined side by side in kvm_main.c: a kvm_lock far from
+	 * vm_list is another symbol of that name.
+	 */
+	if (!vms || !lock || !tsg_list_sane(vms) ||
+	    abs_diff((unsigned long)vms, (unsigned long)lock) > SZ_64K)
+		return false;
+	tsg_vm_list_lock = lock;
+	WRITE_ONCE(tsg_vm_list, vms);
+	return true;
+}
+
+/* How many VMs KVM has (of any type), or -ENOENT if its list was not found. */
+int tsg_kvm_nr_vms(void)
+{
+	struct list_head *pos;
+	int n = 0;
+
+	if (!tsg_find_vm_list())
+		return -ENOENT;
+	mutex_lock(tsg_vm_list_lock);
+	list_for_each(pos, tsg_vm_list)
+		n++;
+	mutex_unlock(tsg_vm_list_lock);
+	return n;
 }
 
 bool tsg_kvm_ibt_enabled(void)

@@ -18,6 +18,7 @@ bool tsg_kvm_ibt_enabled(void);
 bool tsg_kvm_has_endbr(unsigned long addr);
 bool tsg_kvm_tdx_host_platform(void);
 int tsg_kvm_tdx_param(void);
+int tsg_kvm_nr_vms(void);
 
 struct tsg_redirect *tsg_redirect_new(const char *name, unsigned long target,
 				      unsigned long replacement);

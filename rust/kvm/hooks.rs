@@ -34,6 +34,8 @@ extern "C" {
     fn tsg_kvm_has_endbr(addr: usize) -> bool;
     fn tsg_kvm_tdx_host_platform() -> bool;
     fn tsg_kvm_tdx_param() -> c_int;
+    #[cfg(tsg_tests)]
+    fn tsg_kvm_nr_vms() -> c_int;
     fn tsg_redirect_new(name: *const c_char, target: usize, replacement: usize)
         -> *mut RedirectRaw;
     fn tsg_redirect_enable(r: *mut RedirectRaw) -> c_int;
@@ -101,6 +103,13 @@ pub(crate) fn tdx_enabled_in_kvm() -> Option<bool> {
         0 => Some(false),
         _ => None,
     }
+}
+
+/// How many VMs KVM has, or `None` if its VM list cannot be found.
+#[cfg(tsg_tests)]
+pub(crate) fn nr_vms() -> Option<u32> {
+    // SAFETY: Process context (it takes KVM's `kvm_lock` mutex).
+    u32::try_from(unsafe { tsg_kvm_nr_vms() }).ok()
 }
 
 /// Whether the CPU is a TDX host platform (`X86_FEATURE_TDX_HOST_PLATFORM`).

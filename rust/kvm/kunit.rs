@@ -240,6 +240,8 @@ pub(super) struct FakeTd {
 
 impl FakeTd {
     pub(super) fn new() -> Result<Self> {
+        // It redirects KVM's SEAMCALL wrappers for every caller.
+        super::test_host_check()?;
         let module = Arc::new(
             KBox::new(
                 TdxModule::new(

@@ -15,11 +15,11 @@
 //! (present old SPTE) go straight through: KVM already kicks and retries
 //! once there (`tdh_do_no_vcpus()`). See `Documentation/attach.rst`.
 
-#[cfg(CONFIG_KUNIT)]
+#[cfg(tsg_tests)]
 mod bench;
 mod bindings;
 pub(crate) mod hooks;
-#[cfg(CONFIG_KUNIT)]
+#[cfg(tsg_tests)]
 mod kunit;
 mod vm;
 
@@ -78,6 +78,28 @@ use kernel::{
         SpinLock, //
     },
 };
+
+/// For the test module: whether this host is one where redirecting KVM's
+/// functions (as the suites do) cannot touch a real TD: not a TDX host
+/// platform, and KVM has no VM. Says why not.
+#[cfg(tsg_tests)]
+pub(crate) fn test_host_check() -> Result {
+    if hooks::tdx_host_platform() {
+        pr_err!("this CPU is a TDX host platform: KVM may run TDs here\n");
+        return Err(EPERM);
+    }
+    match hooks::nr_vms() {
+        Some(0) => Ok(()),
+        Some(n) => {
+            pr_err!("KVM has {} VM(s) running\n", n);
+            Err(EBUSY)
+        }
+        None => {
+            pr_err!("KVM's VM list was not found, so no VM can be ruled out\n");
+            Err(ENODEV)
+        }
+    }
+}
 
 /// The KVM function the backend redirects.
 const TARGET: &CStr = c"tdx_sept_set_private_spte";
@@ -355,12 +377,17 @@ pub(crate) struct AttachOptions {
     pub(crate) watch_owner: bool,
 }
 
-/// Attaches to KVM TDX if it is usable (`mode=auto`, `mode=kvm`).
-pub(crate) fn attach() -> Result<Arc<dyn Backend>, Unavailable> {
+/// Attaches to KVM TDX if it is usable (`mode=auto`, `mode=kvm`), with the
+/// policy and kick deadline main read from the module parameters.
+#[cfg(not(tsg_tests))]
+pub(crate) fn attach(
+    policy: Policy,
+    kick_timeout_us: u32,
+) -> Result<Arc<dyn Backend>, Unavailable> {
     let opts = AttachOptions {
         target: TARGET,
-        policy: crate::params::policy().map_err(Unavailable::HookFailed)?,
-        kick_timeout_us: crate::params::kick_timeout_us().map_err(Unavailable::HookFailed)?,
+        policy,
+        kick_timeout_us,
         without_tdx_platform: false,
         leaf_probes: true,
         watch_owner: true,

@@ -333,7 +333,7 @@ impl Vms {
     }
 
     /// The debugfs directory name of the VM `kvm`, if its files exist.
-    #[cfg(CONFIG_KUNIT)]
+    #[cfg(tsg_tests)]
     pub(super) fn files_of(&self, kvm: usize) -> Option<CString> {
         let vm = self.list.lock().iter().find(|vm| vm.kvm == kvm)?.clone();
         let files = vm.files.lock();

@@ -35,7 +35,7 @@ notrace void tsg_trace_vm_stop(u64 vm, u32 leaf, u64 status, const char *reason)
 	trace_tsg_vm_stop(vm, leaf, status, reason);
 }
 
-#if IS_ENABLED(CONFIG_KUNIT)
+#ifdef TSG_TESTS
 /*
  * For the KUnit suites: probes on the four tracepoints that write the
  * events of one VM (of every VM if vm is 0) as text lines, one per event,

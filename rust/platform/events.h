@@ -34,7 +34,11 @@ void tsg_trace_record_stop(char *buf, size_t size);
 #endif
 
 #undef TRACE_SYSTEM
+#ifdef TSG_TRACE_SYSTEM
+#define TRACE_SYSTEM TSG_TRACE_SYSTEM
+#else
 #define TRACE_SYSTEM tdx_sept_guard
+#endif
 
 #if !defined(_TDX_SEPT_GUARD_EVENTS_H) || defined(TRACE_HEADER_MULTI_READ)
 #define _TDX_SEPT_GUARD_EVENTS_H

@@ -15,8 +15,9 @@
 pub(crate) mod debugfs;
 pub(crate) mod ipi;
 pub(crate) mod irq;
-#[cfg(CONFIG_KUNIT)]
+#[cfg(tsg_tests)]
 mod kunit;
+#[cfg(not(tsg_tests))]
 pub(crate) mod param;
 pub(crate) mod rwlock;
 pub(crate) mod sync;

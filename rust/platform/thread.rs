@@ -23,7 +23,7 @@ use kernel::{
         Delta, //
     },
 };
-#[cfg(CONFIG_KUNIT)]
+#[cfg(tsg_tests)]
 use kernel::{
     new_mutex,
     sync::{
@@ -172,13 +172,13 @@ impl<T: ThreadBody> Drop for Thread<T> {
 }
 
 /// Sleeps for about `ms` milliseconds.
-#[cfg(CONFIG_KUNIT)]
+#[cfg(tsg_tests)]
 pub(crate) fn sleep_ms(ms: u32) {
     fsleep(Delta::from_millis(i64::from(ms)));
 }
 
 /// A closure run by a kthread, and what it returned.
-#[cfg(CONFIG_KUNIT)]
+#[cfg(tsg_tests)]
 #[pin_data]
 struct Job<F, R> {
     #[pin]
@@ -189,7 +189,7 @@ struct Job<F, R> {
     done: Completion,
 }
 
-#[cfg(CONFIG_KUNIT)]
+#[cfg(tsg_tests)]
 impl<F, R> ThreadBody for Job<F, R>
 where
     F: FnOnce() -> R + Send + Unpin + 'static,
@@ -211,7 +211,7 @@ where
 /// share a CPU with them: a simulated vCPU in its guest section keeps its
 /// CPU with interrupts off, so a test thread there could neither observe
 /// nor kick it. KUnit's own thread may run anywhere.
-#[cfg(CONFIG_KUNIT)]
+#[cfg(tsg_tests)]
 pub(crate) fn run_on_cpu<F, R>(cpu: u32, f: F) -> Result<R>
 where
     F: FnOnce() -> R + Send + Unpin + 'static,

@@ -115,7 +115,7 @@ impl Events for VmEvents {
 }
 
 /// For the KUnit suites: the events as text, without tracefs.
-#[cfg(CONFIG_KUNIT)]
+#[cfg(tsg_tests)]
 pub(crate) mod record {
     use kernel::{
         ffi::{

@@ -76,6 +76,7 @@ impl Histogram {
         self.max.store(0, Relaxed);
     }
 
+    #[cfg(tsg_tests)]
     /// Durations recorded.
     pub(crate) fn count(&self) -> u64 {
         self.buckets.iter().map(|b| b.load(Relaxed)).sum()

@@ -83,7 +83,7 @@ impl SeptEntry {
         self.word.load(Acquire) & !LOCKED
     }
 
-    #[cfg(CONFIG_KUNIT)]
+    #[cfg(tsg_tests)]
     pub(crate) fn is_locked(&self) -> bool {
         self.word.load(Relaxed) & LOCKED != 0
     }

@@ -16,7 +16,7 @@
 //! a small VM (`test_vm()`). Everything else stays inside `sim`.
 
 mod hist;
-#[cfg(CONFIG_KUNIT)]
+#[cfg(tsg_tests)]
 mod kunit;
 mod locks;
 mod rng;
@@ -27,7 +27,7 @@ mod vcpu;
 pub(crate) mod vm;
 mod workload;
 
-#[cfg(CONFIG_KUNIT)]
+#[cfg(tsg_tests)]
 pub(crate) use kunit::test_vm;
 
 use crate::backend::Backend;

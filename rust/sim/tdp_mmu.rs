@@ -103,6 +103,7 @@ impl Vm {
         }
     }
 
+    #[cfg(tsg_tests)]
     /// Handles a private EPT violation on `gpa`: TDH.MEM.SEPT.ADD if the
     /// S-EPT page is missing, then TDH.MEM.PAGE.AUG.
     ///

@@ -233,23 +233,25 @@ impl TdxModule {
     }
 
     /// Whether someone holds the entry lock of the page at `gpa`.
-    #[cfg(CONFIG_KUNIT)]
+    #[cfg(tsg_tests)]
     pub(crate) fn page_locked(&self, gpa: u64) -> bool {
         self.geometry
             .page_index(gpa)
             .is_some_and(|i| self.pages[i].is_locked())
     }
 
+    #[cfg(tsg_tests)]
     pub(crate) fn table_state(&self, table: usize) -> Option<u64> {
         self.tables.get(table).map(SeptEntry::state)
     }
 
     /// The S-EPT tree lock, for tests that play a concurrent holder.
-    #[cfg(CONFIG_KUNIT)]
+    #[cfg(tsg_tests)]
     pub(super) fn sept_lock(&self) -> &SxLock {
         &self.sept_lock
     }
 
+    #[cfg(tsg_tests)]
     pub(crate) fn set_stuck_busy(&self, on: bool) {
         self.stuck_busy.store(on, Relaxed);
     }

@@ -33,7 +33,6 @@ use crate::policy::{
         OUTSIDE_GUEST_MODE, //
     },
     spte::SHADOW_NONPRESENT_VALUE,
-    Atomic64,
     Clock,
     CounterCell,
     Counters,
@@ -61,10 +60,16 @@ use kernel::{
         },
         Arc,
         CondVar,
-        CondVarTimeoutResult,
         SpinLock, //
     },
-    time::msecs_to_jiffies,
+};
+// What only the test module's suites use.
+#[cfg(tsg_tests)]
+use crate::policy::Atomic64;
+#[cfg(tsg_tests)]
+use kernel::{
+    sync::CondVarTimeoutResult,
+    time::msecs_to_jiffies, //
 };
 
 /// The number of the next simulated VM, as its trace events show it: 0 for
@@ -176,6 +181,7 @@ impl Injection {
         }
     }
 
+    #[cfg(tsg_tests)]
     /// vCPU `idx` stays in the guest, interrupts off, for `ms` on its next entry.
     pub(super) fn arm_stuck(&self, idx: usize, ms: u32) {
         self.stuck_ms.store(ms, Relaxed);
@@ -188,6 +194,7 @@ impl Injection {
             && self.stuck_vcpu.cmpxchg(idx as u64 + 1, 0, Full).is_ok()
     }
 
+    #[cfg(tsg_tests)]
     /// Whether an armed stuck vCPU has not got stuck yet.
     pub(super) fn stuck_armed(&self) -> bool {
         self.stuck_vcpu.load(Acquire) != 0
@@ -197,12 +204,14 @@ impl Injection {
         self.stuck_ms.load(Relaxed)
     }
 
+    #[cfg(tsg_tests)]
     /// vCPU `idx`'s guest holds the entry lock of `gpa` whenever it runs.
     pub(super) fn arm_hog(&self, idx: usize, gpa: u64) {
         self.hog_gpa.store(gpa, Relaxed);
         self.hog_vcpu.store(idx as u64 + 1, Release);
     }
 
+    #[cfg(tsg_tests)]
     pub(super) fn disarm_hog(&self) {
         self.hog_vcpu.store(0, Release);
     }
@@ -212,6 +221,7 @@ impl Injection {
         (self.hog_vcpu.load(Acquire) == idx as u64 + 1).then(|| self.hog_gpa.load(Relaxed))
     }
 
+    #[cfg(tsg_tests)]
     /// vCPU `idx`'s guest's next instruction touches `gpa` (a plain access:
     /// it faults until the page is mapped and takes no entry lock).
     pub(super) fn arm_touch(&self, idx: usize, gpa: u64) {
@@ -342,13 +352,13 @@ impl Vm {
     }
 
     /// The policy's counters, for the policy's suites outside `sim`.
-    #[cfg(CONFIG_KUNIT)]
+    #[cfg(tsg_tests)]
     pub(crate) fn counters(&self) -> &Counters<KCounter> {
         &self.counters
     }
 
     /// The entry gate, for the policy's suites outside `sim`.
-    #[cfg(CONFIG_KUNIT)]
+    #[cfg(tsg_tests)]
     pub(crate) fn gate(&self) -> &EntryGate<KAtomic64> {
         &self.gate
     }
@@ -433,6 +443,7 @@ impl Vm {
         self.stopped.load(Relaxed)
     }
 
+    #[cfg(tsg_tests)]
     pub(super) fn stop_record(&self) -> Option<StopRecord> {
         *self.stop_record.lock()
     }
@@ -454,6 +465,7 @@ impl Vm {
         t.finished >= t.started
     }
 
+    #[cfg(tsg_tests)]
     /// Waits (sleeping) until every vCPU thread is done or `timeout_ms`
     /// passed; returns whether they all are.
     pub(super) fn wait_vcpus_done(&self, timeout_ms: u32) -> bool {
@@ -503,6 +515,7 @@ impl Vm {
         }
     }
 
+    #[cfg(tsg_tests)]
     /// Compares the mirror SPTEs with the simulated S-EPT: every present
     /// mirror page is PENDING or MAPPED in the module and every other one is
     /// FREE; likewise for S-EPT pages. Returns the number of mismatches.

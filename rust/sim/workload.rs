@@ -98,6 +98,7 @@ impl Workload {
         &self.vm
     }
 
+    #[cfg(tsg_tests)]
     /// Waits (sleeping) until every vCPU thread is done or `timeout_ms`
     /// passed; returns whether they all are.
     pub(crate) fn wait(&self, timeout_ms: u32) -> bool {
