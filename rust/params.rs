@@ -72,13 +72,15 @@ pub(crate) fn policy() -> Result<Policy> {
     })
 }
 
-/// The kick deadline from `kick_timeout_ms`, in microseconds.
+/// The kick deadline from `kick_timeout_ms`, in microseconds. A map call
+/// waits for it with preemption off, at most once: capped well below the
+/// soft-lockup threshold ([`crate::kvm::MAX_KICK_TIMEOUT_US`]).
 pub(crate) fn kick_timeout_us() -> Result<u32> {
     Ok(in_range(
         "kick_timeout_ms",
         *module_parameters::kick_timeout_ms.value(),
         1,
-        10_000,
+        crate::kvm::MAX_KICK_TIMEOUT_US / 1000,
     )? * 1000)
 }
 

@@ -56,7 +56,7 @@ module! {
         },
         kick_timeout_ms: u32 {
             default: 100,
-            description: "How long a kick waits for vCPU acknowledgements before the VM is stopped (1-10000)",
+            description: "How long a kick waits for vCPU acknowledgements before the VM is stopped, in ms (1-1000: a map waits at most once, with preemption off)",
         },
     },
 }
@@ -89,12 +89,19 @@ fn start_backend(mode: Mode) -> Result<Arc<dyn Backend>> {
             );
             sim::SimBackend::start(cfg, params::ops_per_vcpu())
         }
-        Mode::Kvm => kvm::attach(params::policy()?, params::kick_timeout_us()?).map_err(|why| {
+        Mode::Kvm => kvm::attach(kvm::AttachOptions::host(
+            params::policy()?,
+            params::kick_timeout_us()?,
+        ))
+        .map_err(|why| {
             pr_err!("mode=kvm: cannot attach to KVM TDX: {}\n", why.reason());
             why.errno()
         }),
-        Mode::Auto => kvm::attach(params::policy()?, params::kick_timeout_us()?)
-            .or_else(|why| idle(why.reason())),
+        Mode::Auto => kvm::attach(kvm::AttachOptions::host(
+            params::policy()?,
+            params::kick_timeout_us()?,
+        ))
+        .or_else(|why| idle(why.reason())),
     }
 }
 

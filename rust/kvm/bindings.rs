@@ -120,7 +120,6 @@ impl<'a> Td<'a> {
         }
     }
 
-    #[cfg(tsg_tests)]
     /// `kvm->vm_bugged`.
     pub(crate) fn is_bugged(self) -> bool {
         // SAFETY: The VM is live (type invariant); `READ_ONCE()`.

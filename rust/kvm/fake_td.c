@@ -42,6 +42,8 @@ struct kvm *tsg_fake_td_new(unsigned int nr_vcpus, const unsigned int *cpus)
 	/* A TD, whose shared bit is GPA bit 47: lower GPAs are private. */
 	kvm->arch.vm_type = KVM_X86_TDX_VM;
 	kvm->arch.gfn_direct_bits = gpa_to_gfn(BIT_ULL(47));
+	/* As tdx_vm_init() limits it: no more than the present CPUs. */
+	kvm->max_vcpus = nr_vcpus;
 	for (i = 0; i < nr_vcpus; i++) {
 		struct vcpu_tdx *tdx = kzalloc(sizeof(*tdx), GFP_KERNEL_ACCOUNT);
 

@@ -13,6 +13,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/fs.h>
+#include <linux/hashtable.h>
 #include <linux/ftrace.h>
 #include <linux/kprobes.h>
 #include <linux/module.h>
@@ -23,6 +24,8 @@
 #include <linux/tracepoint.h>
 #include <linux/uaccess.h>
 #include <linux/version.h>
+
+#include <asm/cfi.h>
 
 #include "kvm_internal.h"
 #include "helpers.h"
@@ -61,21 +64,22 @@ unsigned long tsg_kvm_lookup(const char *name)
 }
 
 /*
- * The address of a kernel data symbol. KVM's VM list (vm_list and the
- * kvm_lock mutex that guards it) is not exported, and neither is
+ * The address of a kernel symbol that kprobes refuse: a data symbol, or a
+ * function on the kprobe blacklist. KVM's VM list (vm_list and the kvm_lock
+ * mutex that guards it) is not exported, and neither is
  * kallsyms_lookup_name(). register_kprobe() resolves a name through
- * kallsyms and stores the address in kp.addr before it refuses one outside
- * kernel text with -EINVAL: a refused kprobe on a data symbol yields its
+ * kallsyms and stores the address in kp.addr before it refuses it with
+ * -EINVAL (outside kernel text, or blacklisted): the refusal yields the
  * address. Data symbols are in kallsyms with CONFIG_KALLSYMS_ALL, which
  * distribution kernels enable. The callers check what they find.
  */
-static void *tsg_data_symbol(const char *name)
+static void *tsg_refused_symbol(const char *name)
 {
 	struct kprobe kp = { .symbol_name = name };
 	int ret = register_kprobe(&kp);
 
 	if (!ret) {
-		/* Text, not data. */
+		/* Probe-able text: not what the caller looks for. */
 		unregister_kprobe(&kp);
 		return NULL;
 	}
@@ -103,8 +107,8 @@ static bool tsg_find_vm_list(void)
 
 	if (READ_ONCE(tsg_vm_list))
 		return true;
-	vms = tsg_data_symbol("vm_list");
-	lock = tsg_data_symbol("kvm_lock");
+	vms = tsg_refused_symbol("vm_list");
+	lock = tsg_refused_symbol("kvm_lock");
 	/*
 	 * Both are defined side by side in kvm_main.c: a kvm_lock far from
 	 * vm_list is another symbol of that name.
@@ -145,6 +149,46 @@ bool tsg_kvm_ibt_enabled(void)
 bool tsg_kvm_has_endbr(unsigned long addr)
 {
 	return tsg_is_endbr(addr);
+}
+
+/*
+ * Whether FineIBT guards indirect calls to @addr, a function whose own ENDBR
+ * is missing: FineIBT poisons the ENDBR at a function's entry and sends
+ * indirect calls to the CFI preamble 16 bytes before it, which starts with
+ * ENDBR and checks the caller's type hash. (A sealed function, never
+ * called through a pointer, has no ENDBR at either place.)
+ */
+bool tsg_kvm_fineibt_guarded(unsigned long addr)
+{
+#ifdef CONFIG_FINEIBT
+	return !tsg_is_endbr(addr) && tsg_is_endbr(addr - CFI_OFFSET);
+#else
+	return false;
+#endif
+}
+
+/*
+ * Whether this kernel's ftrace would jump, not call, into its list function.
+ * With DYNAMIC_FTRACE_WITH_JMP, ftrace reads bit 0 of a callback's address
+ * as "jump there" (ftrace_is_jmp()) and jumps to the address without it.
+ * Functions are 16-byte aligned in kernels built as distributions build
+ * them, but a kernel built with -Os by a GCC without -fmin-function-alignment
+ * (GCC < 14) places functions at any address. When arch_ftrace_ops_list_func
+ * lands on an odd one, the first function traced by two ftrace users at once
+ * (this module's redirect and a function tracer, a kprobe, ...) makes the
+ * trampoline jump one byte before it, and the list function then returns
+ * into the trampoline's saved registers: the kernel crashes.
+ */
+bool tsg_kvm_ftrace_jumps_to_list_func(void)
+{
+#ifdef CONFIG_DYNAMIC_FTRACE_WITH_JMP
+	/* Blacklisted for kprobes (NOKPROBE_SYMBOL), so refused: found. */
+	unsigned long list_func = (unsigned long)tsg_refused_symbol("arch_ftrace_ops_list_func");
+
+	return list_func && ftrace_is_jmp(list_func);
+#else
+	return false;
+#endif
 }
 
 /*
@@ -291,6 +335,12 @@ int tsg_kvm_call_set_private_spte(unsigned long fn, struct kvm *kvm, u64 gfn, u6
 }
 
 /*
+ * Serialises placing and removing the probes below: detach (rmmod) can race
+ * kvm_intel going away (tsg_module_notify()), and both remove them.
+ */
+static DEFINE_MUTEX(tsg_probe_lock);
+
+/*
  * Per-leaf outcomes: a kretprobe on each S-EPT SEAMCALL wrapper reads the
  * raw TDX status it returns. Map leaves (AUG, SEPT.ADD, PAGE.ADD) run inside
  * the module's hook, which counts them with the status kept above; unmap
@@ -342,6 +392,7 @@ unsigned int tsg_kvm_leaf_probes_register(void)
 {
 	unsigned int i, n = 0;
 
+	guard(mutex)(&tsg_probe_lock);
 	for (i = 0; i < TSG_NR_LEAF_PROBES; i++) {
 		struct tsg_leaf_probe *p = &tsg_leaf_probes[i];
 
@@ -360,6 +411,7 @@ void tsg_kvm_leaf_probes_unregister(void)
 {
 	unsigned int i;
 
+	guard(mutex)(&tsg_probe_lock);
 	for (i = 0; i < TSG_NR_LEAF_PROBES; i++) {
 		if (tsg_leaf_probes[i].registered)
 			unregister_kretprobe(&tsg_leaf_probes[i].rp);
@@ -382,9 +434,134 @@ unsigned long tsg_kvm_set_private_spte_replacement(void)
 	return (unsigned long)tsg_set_private_spte_hook;
 }
 
+/*
+ * The backend's per-VM state, found from the struct kvm * KVM passes by
+ * every map call and every zero-step tracepoint of every TD: an RCU hash
+ * table, so that finding it takes no lock and writes no shared cache line.
+ * Entries are added when a VM is first seen and removed when KVM destroys it
+ * or the backend detaches, under tsg_vms_lock (with interrupts off: the
+ * kvm_exit probe runs with them off). A removed entry's state is freed by
+ * the Rust side after a grace period; the entry itself with kfree_rcu().
+ */
+struct tsg_vm_entry {
+	struct hlist_node node;
+	struct kvm *kvm;
+	const void *state;
+	struct rcu_head rcu;
+};
+
+static DEFINE_HASHTABLE(tsg_vms, 8);
+static DEFINE_SPINLOCK(tsg_vms_lock);
+
+/* @kvm's state, or NULL. Call under rcu_read_lock(). */
+const void *tsg_vm_lookup(struct kvm *kvm)
+{
+	struct tsg_vm_entry *e;
+
+	hash_for_each_possible_rcu(tsg_vms, e, node, (unsigned long)kvm)
+		if (e->kvm == kvm)
+			return e->state;
+	return NULL;
+}
+
+/*
+ * Adds @state for @kvm unless the VM has state already. Returns the state
+ * in the table (@state, or the one another task added first), or NULL if no
+ * entry could be allocated. Any context; allocates an entry of 40 bytes.
+ */
+const void *tsg_vm_insert(struct kvm *kvm, const void *state)
+{
+	struct tsg_vm_entry *e = kmalloc(sizeof(*e), GFP_ATOMIC), *old;
+	const void *ret = NULL;
+	unsigned long flags;
+
+	if (!e)
+		return NULL;
+	e->kvm = kvm;
+	e->state = state;
+	spin_lock_irqsave(&tsg_vms_lock, flags);
+	hash_for_each_possible(tsg_vms, old, node, (unsigned long)kvm) {
+		if (old->kvm == kvm) {
+			ret = old->state;
+			break;
+		}
+	}
+	if (!ret) {
+		hash_add_rcu(tsg_vms, &e->node, (unsigned long)kvm);
+		ret = state;
+		e = NULL;
+	}
+	spin_unlock_irqrestore(&tsg_vms_lock, flags);
+	kfree(e);
+	return ret;
+}
+
+static const void *tsg_vm_unlink(struct tsg_vm_entry *e)
+{
+	const void *state = e->state;
+
+	hash_del_rcu(&e->node);
+	kfree_rcu(e, rcu);
+	return state;
+}
+
+/*
+ * Removes @kvm's entry. Returns its state, which readers may use until a
+ * grace period has passed, or NULL if the VM had none.
+ */
+const void *tsg_vm_remove(struct kvm *kvm)
+{
+	struct tsg_vm_entry *e;
+	const void *state = NULL;
+	unsigned long flags;
+
+	spin_lock_irqsave(&tsg_vms_lock, flags);
+	hash_for_each_possible(tsg_vms, e, node, (unsigned long)kvm) {
+		if (e->kvm == kvm) {
+			state = tsg_vm_unlink(e);
+			break;
+		}
+	}
+	spin_unlock_irqrestore(&tsg_vms_lock, flags);
+	return state;
+}
+
+/* Removes any one entry and returns its state; NULL when the table is empty. */
+const void *tsg_vm_remove_any(void)
+{
+	struct tsg_vm_entry *e;
+	const void *state = NULL;
+	unsigned long flags;
+	int bkt;
+
+	spin_lock_irqsave(&tsg_vms_lock, flags);
+	hash_for_each(tsg_vms, bkt, e, node) {
+		state = tsg_vm_unlink(e);
+		break;
+	}
+	spin_unlock_irqrestore(&tsg_vms_lock, flags);
+	return state;
+}
+
+/* Calls @fn on each state in the table, under rcu_read_lock(). */
+void tsg_vm_for_each(void (*fn)(const void *state, void *data), void *data)
+{
+	struct tsg_vm_entry *e;
+	int bkt;
+
+	guard(rcu)();
+	hash_for_each_rcu(tsg_vms, bkt, e, node)
+		fn(e->state, data);
+}
+
 void tsg_kvm_synchronize_rcu(void)
 {
 	synchronize_rcu();
+}
+
+unsigned int tsg_kvm_max_vcpus(struct kvm *kvm)
+{
+	return READ_ONCE(kvm->max_vcpus);
 }
 
 unsigned int tsg_kvm_online_vcpus(struct kvm *kvm)
@@ -418,60 +595,72 @@ bool tsg_kvm_is_last_spte(u64 spte, int level)
 }
 
 /*
- * KVM's destruction of a VM, seen when kvm_arch_destroy_vm() returns: by then
- * its MMU is torn down and no S-EPT call for it can come any more. The entry
- * handler keeps the struct kvm * for the return handler.
+ * KVM's destruction of a VM, seen as kvm_arch_destroy_vm() starts: by then
+ * the VM is off KVM's list, its last reference is gone and its vCPUs stopped
+ * running, so no map call and no zero-step tracepoint can come for it any
+ * more (the zaps that follow are unmap calls, which use no per-VM state).
+ * Its state must go before the struct kvm can be reused. A kprobe at entry,
+ * not a kretprobe: a kretprobe misses returns once its instances run out,
+ * and a missed destruction would hand the state of a dead VM to the next VM
+ * allocated at its address. The kprobe misses only when it fires inside
+ * another kprobe's handler; tsg_kvm_destroy_probe_missed() tells.
  */
 void tsg_kvm_vm_destroyed(struct kvm *kvm);
 
-static int tsg_destroy_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
+static int tsg_destroy_pre(struct kprobe *p, struct pt_regs *regs)
 {
-	*(struct kvm **)ri->data = (struct kvm *)regs_get_kernel_argument(regs, 0);
+	tsg_kvm_vm_destroyed((struct kvm *)regs_get_kernel_argument(regs, 0));
 	return 0;
 }
 
-static int tsg_destroy_return(struct kretprobe_instance *ri, struct pt_regs *regs)
-{
-	tsg_kvm_vm_destroyed(*(struct kvm **)ri->data);
-	return 0;
-}
-
-static struct kretprobe tsg_destroy_probe = {
-	.kp.symbol_name = "kvm_arch_destroy_vm",
-	.entry_handler = tsg_destroy_entry,
-	.handler = tsg_destroy_return,
-	.data_size = sizeof(struct kvm *),
+static struct kprobe tsg_destroy_probe = {
+	.symbol_name = "kvm_arch_destroy_vm",
+	.pre_handler = tsg_destroy_pre,
 };
 static bool tsg_destroy_probe_registered;
 
 bool tsg_kvm_destroy_probe_register(void)
 {
-	tsg_destroy_probe.kp.addr = NULL;
-	tsg_destroy_probe.kp.flags = 0;
-	tsg_destroy_probe_registered = !register_kretprobe(&tsg_destroy_probe);
+	guard(mutex)(&tsg_probe_lock);
+	tsg_destroy_probe.addr = NULL;
+	tsg_destroy_probe.flags = 0;
+	tsg_destroy_probe_registered = !register_kprobe(&tsg_destroy_probe);
 	return tsg_destroy_probe_registered;
 }
 
 void tsg_kvm_destroy_probe_unregister(void)
 {
+	guard(mutex)(&tsg_probe_lock);
 	if (tsg_destroy_probe_registered)
-		unregister_kretprobe(&tsg_destroy_probe);
+		unregister_kprobe(&tsg_destroy_probe);
 	tsg_destroy_probe_registered = false;
+}
+
+/* Destructions the probe missed (it fired inside another kprobe handler). */
+unsigned long tsg_kvm_destroy_probe_missed(void)
+{
+	return READ_ONCE(tsg_destroy_probe.nmissed);
 }
 
 /*
  * Zero-step, from KVM's own (exported) tracepoints: kvm_page_fault, which
- * tdx_handle_ept_violation() fires for each EPT violation, and kvm_exit,
- * after which a TD vCPU's vp_enter_ret holds TDH.VP.ENTER's status. Only TD
- * vCPUs, and only private GPAs or busy entries, reach Rust (rust/kvm/mod.rs).
+ * tdx_handle_ept_violation() fires for each EPT violation (a vCPU task,
+ * preemptible), and kvm_exit, which tdx_vcpu_run() fires after each
+ * TDH.VP.ENTER with interrupts off, when vp_enter_ret holds its status and
+ * the exit reason is decoded. 7.2 runs tracepoint probes under SRCU, not with
+ * preemption off: the probes themselves disable nothing. Only TD vCPUs
+ * reach Rust (rust/kvm/mod.rs): private-GPA faults, busy entries, and every
+ * other exit that is not an EPT violation, which ends the vCPU's fault
+ * streak (an EPT violation's exit is followed by its kvm_page_fault).
  */
 void tsg_kvm_zero_step_fault(struct kvm_vcpu *vcpu, u64 gpa);
 void tsg_kvm_zero_step_enter_busy(struct kvm_vcpu *vcpu, u64 status);
+void tsg_kvm_zero_step_progress(struct kvm_vcpu *vcpu);
 
 static void tsg_on_page_fault(void *data, struct kvm_vcpu *vcpu, u64 gpa, u64 error_code)
 {
 	if (is_td_vcpu(vcpu) && vt_is_tdx_private_gpa(vcpu->kvm, gpa))
-		tsg_kvm_zero_step_fault(vcpu, gpa);
+		tsg_kvm_zero_step_fault(vcpu, gpa & PAGE_MASK);
 }
 
 static void tsg_on_exit(void *data, struct kvm_vcpu *vcpu, u32 isa)
@@ -483,6 +672,8 @@ static void tsg_on_exit(void *data, struct kvm_vcpu *vcpu, u32 isa)
 	ret = container_of(vcpu, struct vcpu_tdx, vcpu)->vp_enter_ret;
 	if ((ret & TDX_SEAMCALL_STATUS_MASK) == TDX_OPERAND_BUSY)
 		tsg_kvm_zero_step_enter_busy(vcpu, ret);
+	else if (to_vt(vcpu)->exit_reason.basic != EXIT_REASON_EPT_VIOLATION)
+		tsg_kvm_zero_step_progress(vcpu);
 }
 
 /*
@@ -517,6 +708,7 @@ static struct tracepoint *tsg_tp_page_fault, *tsg_tp_exit;
 
 bool tsg_kvm_tracepoints_register(void)
 {
+	guard(mutex)(&tsg_probe_lock);
 	/* Type-check the probes against KVM's prototypes. */
 	void (*fault_probe)(void *, struct kvm_vcpu *, u64, u64) = tsg_on_page_fault;
 	void (*exit_probe)(void *, struct kvm_vcpu *, u32) = tsg_on_exit;
@@ -540,6 +732,7 @@ bool tsg_kvm_tracepoints_register(void)
 /* Removes the probes; when this returns none is running. */
 void tsg_kvm_tracepoints_unregister(void)
 {
+	guard(mutex)(&tsg_probe_lock);
 	if (!tsg_tp_page_fault)
 		return;
 	tracepoint_probe_unregister(tsg_tp_exit, (void *)tsg_on_exit, NULL);
@@ -547,17 +740,6 @@ void tsg_kvm_tracepoints_unregister(void)
 	tracepoint_synchronize_unregister();
 	tsg_tp_page_fault = NULL;
 	tsg_tp_exit = NULL;
-}
-
-/* mmu_lock's read side, as KVM's fault path takes it, for the zero-step kick. */
-void tsg_kvm_mmu_read_lock(struct kvm *kvm)
-{
-	read_lock(&kvm->mmu_lock);
-}
-
-void tsg_kvm_mmu_read_unlock(struct kvm *kvm)
-{
-	read_unlock(&kvm->mmu_lock);
 }
 
 struct kvm *tsg_kvm_vcpu_kvm(struct kvm_vcpu *vcpu)
@@ -568,8 +750,12 @@ struct kvm *tsg_kvm_vcpu_kvm(struct kvm_vcpu *vcpu)
 /*
  * Where kvm_intel is a module, it may be unloaded while the module is
  * attached (only once its VMs are gone, as they hold it). Its functions go
- * with it: the redirection is removed then, and says so; a reloaded
- * kvm_intel is not hooked again until tdx_sept_guard is reloaded.
+ * with it, and so does everything of the backend that acts on its TDs: the
+ * redirection, the per-leaf and destroy probes and the zero-step tracepoint
+ * probes (on kvm.ko's tracepoints, which a reloaded kvm_intel would fire for
+ * TDs this attach never saw created). All are removed then, and the log
+ * says so; a reloaded kvm_intel is not hooked again until tdx_sept_guard is
+ * reloaded. Detaching later removes what is left, which is nothing.
  */
 static struct tsg_redirect *tsg_watched;
 
@@ -580,7 +766,10 @@ static int tsg_module_notify(struct notifier_block *nb, unsigned long action, vo
 
 	if (action == MODULE_STATE_GOING && r && within_module(r->target, mod)) {
 		tsg_redirect_disable(r);
-		pr_info("kvm: %s is being unloaded: detached from it (reload tdx_sept_guard once it is back)\n",
+		tsg_kvm_tracepoints_unregister();
+		tsg_kvm_leaf_probes_unregister();
+		tsg_kvm_destroy_probe_unregister();
+		pr_info("kvm: %s is being unloaded: detached from it, every probe removed (reload tdx_sept_guard once it is back)\n",
 			mod->name);
 	}
 	return NOTIFY_DONE;

@@ -32,6 +32,8 @@ extern "C" {
     fn tsg_kvm_lookup(name: *const c_char) -> usize;
     fn tsg_kvm_ibt_enabled() -> bool;
     fn tsg_kvm_has_endbr(addr: usize) -> bool;
+    fn tsg_kvm_fineibt_guarded(addr: usize) -> bool;
+    fn tsg_kvm_ftrace_jumps_to_list_func() -> bool;
     fn tsg_kvm_tdx_host_platform() -> bool;
     fn tsg_kvm_tdx_param() -> c_int;
     #[cfg(tsg_tests)]
@@ -56,14 +58,14 @@ extern "C" {
     fn tsg_kvm_leaf_probes_unregister();
     fn tsg_kvm_destroy_probe_register() -> bool;
     fn tsg_kvm_destroy_probe_unregister();
+    fn tsg_kvm_destroy_probe_missed() -> core::ffi::c_ulong;
     fn tsg_kvm_tracepoints_register() -> bool;
     fn tsg_kvm_tracepoints_unregister();
-    fn tsg_kvm_mmu_read_lock(kvm: *mut kvm);
-    fn tsg_kvm_mmu_read_unlock(kvm: *mut kvm);
     fn tsg_kvm_vcpu_kvm(vcpu: *mut kvm_vcpu) -> *mut kvm;
     fn tsg_kvm_set_private_spte_replacement() -> usize;
     fn tsg_kvm_synchronize_rcu();
     fn tsg_kvm_online_vcpus(kvm: *mut kvm) -> c_uint;
+    fn tsg_kvm_max_vcpus(kvm: *mut kvm) -> c_uint;
     fn tsg_kvm_get_vcpu(kvm: *mut kvm, i: c_uint) -> *mut kvm_vcpu;
     fn tsg_kvm_vcpu_exiting_guest_mode(vcpu: *mut kvm_vcpu) -> c_int;
     fn tsg_kvm_request_vm_dead(vcpu: *mut kvm_vcpu);
@@ -92,6 +94,23 @@ pub(crate) fn has_endbr(addr: usize) -> bool {
     // SAFETY: `addr` is the start of a kernel function (from `lookup`): four
     // readable bytes of kernel text.
     unsafe { tsg_kvm_has_endbr(addr) }
+}
+
+/// Whether FineIBT guards indirect calls to `addr` (a function start from
+/// [`lookup`]): its entry ENDBR is poisoned and the CFI preamble before it
+/// takes the calls.
+pub(crate) fn fineibt_guarded(addr: usize) -> bool {
+    // SAFETY: `addr` is the start of a kernel function; the C side reads
+    // the text around it with `get_kernel_nofault()`.
+    unsafe { tsg_kvm_fineibt_guarded(addr) }
+}
+
+/// Whether this kernel's ftrace would jump into its list function instead of
+/// calling it (an unaligned kernel: see `helpers.c`), which crashes the first
+/// function two ftrace users share.
+pub(crate) fn ftrace_jumps_to_list_func() -> bool {
+    // SAFETY: Process context (it registers and removes a kprobe).
+    unsafe { tsg_kvm_ftrace_jumps_to_list_func() }
 }
 
 /// kvm_intel's `tdx` parameter (`enable_tdx`): `Some(true)` if KVM's TDX
@@ -262,8 +281,8 @@ impl Drop for LeafProbes {
     }
 }
 
-/// A kretprobe on `kvm_arch_destroy_vm()`: tells the backend when KVM has
-/// destroyed a VM. Removed on drop (waiting for handlers in progress).
+/// A kprobe on `kvm_arch_destroy_vm()`: tells the backend when KVM destroys
+/// a VM. Removed on drop (waiting for handlers in progress).
 pub(crate) struct DestroyProbe {
     /// Whether it could be placed.
     pub(crate) placed: bool,
@@ -276,6 +295,15 @@ impl DestroyProbe {
         // storage.
         let placed = unsafe { tsg_kvm_destroy_probe_register() };
         Self { placed }
+    }
+}
+
+impl DestroyProbe {
+    /// VM destructions the probe missed (it fired inside another kprobe's
+    /// handler): per-VM state that may have outlived its VM.
+    pub(crate) fn missed() -> u64 {
+        // SAFETY: Reads the probe's counter.
+        unsafe { tsg_kvm_destroy_probe_missed() }
     }
 }
 
@@ -309,32 +337,6 @@ impl Drop for ZeroStepProbes {
     }
 }
 
-/// The read side of a TD's `mmu_lock`, held until dropped.
-pub(crate) struct MmuReadGuard<'a> {
-    td: Td<'a>,
-    _not_send: core::marker::PhantomData<*mut ()>,
-}
-
-impl<'a> Td<'a> {
-    /// Takes `mmu_lock` for read, as KVM's fault path does. Never from a
-    /// path that holds it already.
-    pub(crate) fn mmu_read(self) -> MmuReadGuard<'a> {
-        // SAFETY: The VM is live (`Td`'s invariant); the guard unlocks it.
-        unsafe { tsg_kvm_mmu_read_lock(self.kvm()) };
-        MmuReadGuard {
-            td: self,
-            _not_send: core::marker::PhantomData,
-        }
-    }
-}
-
-impl Drop for MmuReadGuard<'_> {
-    fn drop(&mut self) {
-        // SAFETY: This guard holds the read side.
-        unsafe { tsg_kvm_mmu_read_unlock(self.td.kvm()) }
-    }
-}
-
 /// The TD a vCPU belongs to.
 ///
 /// # Safety
@@ -362,6 +364,13 @@ impl<'a> Td<'a> {
     pub(crate) fn online_vcpus(self) -> u32 {
         // SAFETY: The VM is live (`Td`'s invariant).
         unsafe { tsg_kvm_online_vcpus(self.kvm()) }
+    }
+
+    /// `kvm->max_vcpus`: at most the present CPUs for a TD
+    /// (`tdx_vm_init()`).
+    pub(crate) fn max_vcpus(self) -> u32 {
+        // SAFETY: The VM is live (`Td`'s invariant).
+        unsafe { tsg_kvm_max_vcpus(self.kvm()) }
     }
 
     /// `kvm_get_vcpu(kvm, i)`.

@@ -1,17 +1,40 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Per-VM state: found from the `struct kvm *` KVM passes, made on the VM's
-//! first map call, dropped when KVM destroys the VM, and shown in a debugfs
-//! directory `<pid>-<n>` beside the totals (the pid from KVM's own
-//! `stats_id`, `kvm-<pid>`, and `n` counting the VMs the module has seen).
+//! first map call or zero-step observation, dropped when KVM destroys the VM,
+//! and shown in a debugfs directory `<pid>-<n>` beside the totals (the pid
+//! from KVM's own `stats_id`, `kvm-<pid>`, and `n` counting the VMs the
+//! module has seen).
 //!
-//! The map hook runs under `mmu_lock`, a spinning lock, and KVM's
-//! destruction is seen from a kretprobe: neither may sleep. So the state is
-//! allocated with `GFP_ATOMIC`, and making or removing its debugfs files, and
-//! freeing it (which waits for its IPIs in flight), is work for the backend's
-//! own workqueue, which detaching drains.
+//! # Locking
+//!
+//! - Finding a VM's state takes no lock: the states sit in an RCU hash table
+//!   keyed by `struct kvm *` (`helpers.c`, `tsg_vm_*`). A reader holds
+//!   `rcu_read_lock()` ([`rcu::Guard`]) for as long as it uses the state;
+//!   the table holds one reference of each state's [`Arc`], which is dropped
+//!   a grace period after the entry is removed (in [`WorkItem::run`]).
+//! - Adding and removing entries takes the table's spinlock with interrupts
+//!   off, in any context: the map hook runs under `mmu_lock` (spinning), the
+//!   `kvm_exit` probe with interrupts off, the destroy probe in a kprobe
+//!   handler. Nothing else is taken under it.
+//! - Per VM, [`VmState::kickers`] (a spinlock) orders the gate's count with
+//!   KVM's `wait_for_sept_zap`; it is taken only on the busy path, under
+//!   `mmu_lock` read-held, and nests inside nothing else of the module.
+//! - Each vCPU's zero-step detector is one atomic word, written only from
+//!   that vCPU's own task (its exits and faults): no lock.
+//! - [`VmState::files`] (a mutex) is taken only by the work item, in process
+//!   context.
+//!
+//! The state is allocated (`GFP_ATOMIC`) where the VM is first seen, which is
+//! atomic context; making or removing its debugfs files, and freeing it
+//! (which waits for its IPIs in flight), is work for the backend's own
+//! workqueue, which detaching drains.
 
-use super::bindings::kvm;
+use super::bindings::{
+    kvm,
+    Td, //
+};
+use super::hooks;
 use crate::platform::{
     debugfs::{
         Dir,
@@ -30,6 +53,7 @@ use crate::policy::{
     ZeroStep,
     ZeroStepVerdict, //
 };
+use core::ffi::c_void;
 use core::fmt;
 use kernel::{
     cpu::nr_cpu_ids,
@@ -42,7 +66,10 @@ use kernel::{
             Atomic,
             Relaxed, //
         },
-        Arc, Mutex, SpinLock,
+        rcu,
+        Arc,
+        Mutex,
+        SpinLock, //
     },
     workqueue::{
         Work,
@@ -50,8 +77,16 @@ use kernel::{
     },
 };
 
-/// At most this many VMs get per-VM state; later ones pass through, counted.
-const MAX_VMS: usize = 1024;
+extern "C" {
+    fn tsg_vm_lookup(kvm: *mut kvm) -> *const c_void;
+    fn tsg_vm_insert(kvm: *mut kvm, state: *const c_void) -> *const c_void;
+    fn tsg_vm_remove(kvm: *mut kvm) -> *const c_void;
+    fn tsg_vm_remove_any() -> *const c_void;
+    fn tsg_vm_for_each(
+        f: Option<unsafe extern "C" fn(state: *const c_void, data: *mut c_void)>,
+        data: *mut c_void,
+    );
+}
 
 /// One VM's state.
 #[pin_data]
@@ -69,10 +104,9 @@ pub(super) struct VmState {
     pub(super) ipis: IpiSet,
     /// The policy's counters for this VM.
     pub(super) counters: Counters<KCounter>,
-    /// Each vCPU's zero-step detector, by `struct kvm_vcpu` address, and
-    /// whether a kick is owed to its next fault (see `KvmState::zero_step`).
-    #[pin]
-    pub(super) zero_step: SpinLock<KVec<(usize, ZeroStep, bool)>>,
+    /// Each vCPU's zero-step detector ([`ZeroStep::to_bits`]), by vCPU
+    /// index, for the VM's `max_vcpus` vCPUs.
+    zero_step: KVec<Atomic<u64>>,
     /// KVM destroyed the VM: the work removes the files.
     gone: Atomic<bool>,
     #[pin]
@@ -123,58 +157,46 @@ impl VmState {
             .unwrap_or(self.name.len());
         &self.name[..len]
     }
-}
 
-impl VmState {
-    /// Runs `f` on the zero-step detector of the vCPU at `vcpu` (index
-    /// `vcpu_idx`), made on first use (without sleeping). Returns whether to
-    /// kick now: the verdict is `KickAndWait`, or a kick is owed, and
-    /// `may_kick`; a `KickAndWait` that may not kick now is owed to the next
-    /// call that may. The observation that engages the detector is traced
-    /// (`tsg_zero_step`) with the GPA of the vCPU's fault streak, all ones
-    /// if there is none (a busy TDH.VP.ENTER before any fault).
-    pub(super) fn zero_step_verdict(
+    /// Runs `f` on the zero-step detector of vCPU `vcpu_idx`. The
+    /// observation that engages the detector is traced (`tsg_zero_step`)
+    /// with the GPA of the vCPU's fault streak, all ones if there is none (a
+    /// busy TDH.VP.ENTER before any fault).
+    ///
+    /// Called only from that vCPU's own task (its exits and faults), so the
+    /// load and the store need not be one atomic step.
+    pub(super) fn zero_step_observe(
         &self,
-        vcpu: usize,
         vcpu_idx: u32,
-        may_kick: bool,
         f: impl FnOnce(&mut ZeroStep, &Counters<KCounter>) -> ZeroStepVerdict,
-    ) -> bool {
-        let mut list = self.zero_step.lock();
-        let i = match list.iter().position(|(v, _, _)| *v == vcpu) {
-            Some(i) => i,
-            None => {
-                if list
-                    .push((vcpu, ZeroStep::new(), false), GFP_ATOMIC)
-                    .is_err()
-                {
-                    return false;
-                }
-                list.len() - 1
-            }
+    ) {
+        let Some(cell) = self.zero_step.get(vcpu_idx as usize) else {
+            return;
         };
-        let Some((_, det, owed)) = list.get_mut(i) else {
-            return false;
-        };
-        let kick = f(det, &self.counters) == ZeroStepVerdict::KickAndWait || *owed;
+        let mut det = ZeroStep::from_bits(cell.load(Relaxed));
+        let _ = f(&mut det, &self.counters);
+        cell.store(det.to_bits(), Relaxed);
         if det.engaged_now() {
             self.events
                 .zero_step(vcpu_idx as usize, det.gpa().unwrap_or(u64::MAX));
         }
-        *owed = kick && !may_kick;
-        kick && may_kick
     }
 }
 
 impl WorkItem for VmState {
     type Pointer = Arc<VmState>;
 
-    /// Makes the VM's files, or, once KVM destroyed the VM, removes them;
-    /// the last reference may drop here, in process context.
+    /// Makes the VM's files, or, once the VM is gone, removes them and lets
+    /// the last reference go a grace period after it left the table, in
+    /// process context.
     fn run(this: Arc<VmState>) {
         let mut files = this.files.lock();
         if this.gone.load(Relaxed) {
             *files = None;
+            drop(files);
+            // Readers that found the state in the table before it was
+            // removed are done after this.
+            hooks::synchronize_rcu();
             return;
         }
         if files.is_some() {
@@ -204,8 +226,6 @@ impl WorkItem for VmState {
 /// Every VM the backend keeps state for, and the counters of those gone.
 #[pin_data(PinnedDrop)]
 pub(super) struct Vms {
-    #[pin]
-    list: SpinLock<KVec<Arc<VmState>>>,
     /// Counters of destroyed VMs, kept for the totals.
     retired: Counters<KCounter>,
     /// VMs seen so far: the `<n>` of their names.
@@ -253,10 +273,21 @@ fn pid_of(kvm: *mut kvm) -> u64 {
         .unwrap_or(0)
 }
 
+/// The state behind a pointer the table returned.
+///
+/// # Safety
+///
+/// `ptr` is NULL or came from the table (`Arc::into_raw` of a `VmState`),
+/// and the caller holds `rcu_read_lock()` for `'g`, or the table's
+/// reference is not yet released.
+unsafe fn state_ref<'g>(ptr: *const c_void) -> Option<&'g VmState> {
+    // SAFETY: By the caller's contract the state is alive for `'g`.
+    unsafe { ptr.cast::<VmState>().as_ref() }
+}
+
 impl Vms {
     pub(super) fn new() -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            list <- new_spinlock!(KVec::new(), "Vms::list"),
             retired: Counters::new(),
             seen: Atomic::new(0),
             root <- new_spinlock!(None, "Vms::root"),
@@ -269,32 +300,41 @@ impl Vms {
         *self.root.lock() = Some(root.clone());
     }
 
-    /// The state of the VM `kvm`, made on first use without sleeping.
-    ///
-    /// `kvm` must be a live VM.
-    pub(super) fn get_or_make(&self, kvm: *mut kvm) -> Option<Arc<VmState>> {
-        let key = kvm as usize;
-        let mut list = self.list.lock();
-        if let Some(vm) = list.iter().find(|vm| vm.kvm == key) {
-            return Some(vm.clone());
+    /// The state of the TD `td`, if it has some.
+    pub(super) fn get<'g>(&self, td: Td<'_>, _rcu: &'g rcu::Guard) -> Option<&'g VmState> {
+        // SAFETY: The table's contract: called under `rcu_read_lock()`,
+        // which `_rcu` holds for `'g`.
+        let ptr = unsafe { tsg_vm_lookup(td.kvm()) };
+        // SAFETY: From the table, under `_rcu`.
+        unsafe { state_ref(ptr) }
+    }
+
+    /// The state of the TD `td`, made on first use without sleeping.
+    pub(super) fn get_or_make<'g>(&self, td: Td<'_>, rcu: &'g rcu::Guard) -> Option<&'g VmState> {
+        if let Some(vm) = self.get(td, rcu) {
+            return Some(vm);
         }
-        if list.len() >= MAX_VMS {
-            return None;
-        }
+        let kvm = td.kvm();
         let mut name = [0u8; 32];
         let n = self.seen.fetch_add(1, Relaxed);
         let mut w = kernel::str::Formatter::new(&mut name[..31]);
         let _ = write!(w, "{}-{}", pid_of(kvm), n);
         let root = self.root.lock().clone();
+        let mut zero_step = KVec::new();
+        for _ in 0..td.max_vcpus() {
+            zero_step
+                .push(Atomic::new(ZeroStep::new().to_bits()), GFP_ATOMIC)
+                .ok()?;
+        }
         let state = Arc::pin_init(
             try_pin_init!(VmState {
-                kvm: key,
+                kvm: kvm as usize,
                 name,
                 events: VmEvents::new(n),
                 kickers <- new_spinlock!(0, "VmState::kickers"),
                 ipis: IpiSet::new_atomic(nr_cpu_ids())?,
                 counters: Counters::new(),
-                zero_step <- new_spinlock!(KVec::new(), "VmState::zero_step"),
+                zero_step,
                 gone: Atomic::new(false),
                 files <- new_mutex!(None, "VmState::files"),
                 work <- new_work!("VmState::work"),
@@ -303,39 +343,92 @@ impl Vms {
             GFP_ATOMIC,
         )
         .ok()?;
-        list.push(state.clone(), GFP_ATOMIC).ok()?;
-        drop(list);
+        let raw = Arc::into_raw(state.clone()).cast::<c_void>();
+        // SAFETY: `raw` is a reference the table now owns, until
+        // `destroyed()` or drop takes it back.
+        let in_table = unsafe { tsg_vm_insert(kvm, raw) };
+        if in_table != raw {
+            // Another task made the VM's state first (or no entry could be
+            // had): take our reference back.
+            // SAFETY: `raw` came from `Arc::into_raw` above and the table
+            // did not keep it.
+            drop(unsafe { Arc::from_raw(raw.cast::<VmState>()) });
+            // SAFETY: From the table, under `rcu`.
+            return unsafe { state_ref(in_table) };
+        }
         // Its files are made in process context.
-        let _ = self.queue.queue().enqueue(state.clone());
-        Some(state)
+        let _ = self.queue.queue().enqueue(state);
+        // SAFETY: In the table, under `rcu`.
+        unsafe { state_ref(in_table) }
     }
 
-    /// KVM destroyed the VM `kvm` (no call for it can come any more): its
-    /// counters join the totals of gone VMs, its files go, it is freed.
-    pub(super) fn destroyed(&self, kvm: usize) {
-        let mut list = self.list.lock();
-        let Some(i) = list.iter().position(|vm| vm.kvm == kvm) else {
+    /// Takes a state the table gave up back, and lets it go: its counters
+    /// join the totals of gone VMs, its files go, it is freed after a grace
+    /// period.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is NULL or a state just removed from the table, whose reference
+    /// the caller now owns.
+    unsafe fn retire(&self, ptr: *const c_void) {
+        if ptr.is_null() {
             return;
-        };
-        let Ok(vm) = list.remove(i) else {
-            return;
-        };
-        drop(list);
+        }
+        // SAFETY: The caller's contract: the table's reference, from
+        // `Arc::into_raw`.
+        let vm = unsafe { Arc::from_raw(ptr.cast::<VmState>()) };
         add_into(&self.retired, &values(&vm.counters));
         vm.gone.store(true, Relaxed);
         // If the work is queued already, that run sees `gone`.
         let _ = self.queue.queue().enqueue(vm);
     }
 
+    /// KVM is destroying the VM `kvm`: no call for it can come any more.
+    pub(super) fn destroyed(&self, kvm: usize) {
+        // SAFETY: Removing takes the entry's reference out of the table.
+        let ptr = unsafe { tsg_vm_remove(kvm as *mut kvm) };
+        // SAFETY: `ptr` was just removed; its reference is ours.
+        unsafe { self.retire(ptr) };
+    }
+
+    /// Calls `f` on every VM's state.
+    fn for_each<F: FnMut(&VmState)>(&self, mut f: F) {
+        /// # Safety
+        ///
+        /// `data` points to an `F`, and `state` is NULL or a state of the
+        /// table, which holds `rcu_read_lock()` during the call.
+        unsafe extern "C" fn call<F: FnMut(&VmState)>(state: *const c_void, data: *mut c_void) {
+            // SAFETY: `data` is the `F` passed below, alive for the call.
+            let f = unsafe { &mut *data.cast::<F>() };
+            // SAFETY: The table calls this under `rcu_read_lock()` with a
+            // state it holds.
+            if let Some(vm) = unsafe { state_ref(state) } {
+                f(vm);
+            }
+        }
+        // SAFETY: `call::<F>` matches the callback's prototype and `f`
+        // outlives the walk, which does not sleep (`f` only reads and
+        // resets counters).
+        unsafe { tsg_vm_for_each(Some(call::<F>), (&raw mut f).cast()) }
+    }
+
     /// How many VMs have state.
     pub(super) fn len(&self) -> usize {
-        self.list.lock().len()
+        let mut n = 0;
+        self.for_each(|_| n += 1);
+        n
     }
 
     /// The debugfs directory name of the VM `kvm`, if its files exist.
     #[cfg(tsg_tests)]
-    pub(super) fn files_of(&self, kvm: usize) -> Option<CString> {
-        let vm = self.list.lock().iter().find(|vm| vm.kvm == kvm)?.clone();
+    pub(super) fn files_of(&self, td: Td<'_>) -> Option<CString> {
+        let vm: Arc<VmState> = {
+            let rcu = rcu::read_lock();
+            let vm = self.get(td, &rcu)?;
+            // SAFETY: The table holds a reference to `vm` for at least as
+            // long as `rcu` is held, so the count is not zero.
+            unsafe { kernel::sync::ArcBorrow::from_raw(vm) }.into()
+        };
         let files = vm.files.lock();
         files.as_ref()?;
         CString::try_from_fmt(fmt!("{}", kernel::str::BStr::from_bytes(vm.name()))).ok()
@@ -346,30 +439,30 @@ impl Vms {
         let mut sum = values(extra);
         let mut add = |v: [u64; NR_COUNTERS]| sum.iter_mut().zip(v).for_each(|(s, v)| *s += v);
         add(values(&self.retired));
-        for vm in self.list.lock().iter() {
-            add(values(&vm.counters));
-        }
+        self.for_each(|vm| add(values(&vm.counters)));
         sum
     }
 
     /// Zeroes every VM's counters and those of gone VMs.
     pub(super) fn reset(&self) {
         self.retired.reset();
-        for vm in self.list.lock().iter() {
-            vm.counters.reset();
-        }
+        self.for_each(|vm| vm.counters.reset());
     }
 }
 
 #[pinned_drop]
 impl PinnedDrop for Vms {
     fn drop(self: Pin<&mut Self>) {
-        // Mark every VM gone and let the work remove its files; the queue is
-        // drained when the `queue` field drops, after this.
-        let list = core::mem::take(&mut *self.list.lock());
-        for vm in list {
-            vm.gone.store(true, Relaxed);
-            let _ = self.queue.queue().enqueue(vm);
+        // Empty the table and let the work remove each VM's files; the queue
+        // is drained when the `queue` field drops, after this.
+        loop {
+            // SAFETY: Removing takes the entry's reference out of the table.
+            let ptr = unsafe { tsg_vm_remove_any() };
+            if ptr.is_null() {
+                break;
+            }
+            // SAFETY: `ptr` was just removed; its reference is ours.
+            unsafe { self.retire(ptr) };
         }
     }
 }

@@ -32,6 +32,10 @@ pub const STEPPING_EPF_THRESHOLD: u32 = 6;
 /// The fault on which the mitigation engages: the 7th at the same place.
 pub const ZERO_STEP_ENGAGE_AT: u32 = STEPPING_EPF_THRESHOLD + 1;
 
+/// The longest streak [`ZeroStep::to_bits`] keeps: well past
+/// [`ZERO_STEP_ENGAGE_AT`], where nothing changes any more.
+pub const MAX_PACKED_STREAK: u32 = 255;
+
 /// What the vCPU should do next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ZeroStepVerdict {
@@ -129,6 +133,27 @@ impl ZeroStep {
     /// was resolved): the streak ends.
     pub fn on_progress(&mut self) {
         *self = Self::new();
+    }
+
+    /// The state in 64 bits, for a caller that keeps one detector per vCPU
+    /// in an atomic word (no lock on the fault path). Keeps the page of the
+    /// GPA (bits 12 and up) and the streak up to [`MAX_PACKED_STREAK`]:
+    /// [`Self::from_bits`] gives back an equal detector when the GPAs fed to
+    /// it were page-aligned, and one that answers the same way otherwise.
+    pub fn to_bits(&self) -> u64 {
+        let streak = u64::from(self.streak.min(MAX_PACKED_STREAK));
+        let gpa = self.gpa.map_or(0, |g| (g & !0xfff) | 1);
+        gpa | (u64::from(self.engaged) << 1) | (u64::from(self.engaged_now) << 2) | (streak << 3)
+    }
+
+    /// The detector [`Self::to_bits`] packed.
+    pub fn from_bits(bits: u64) -> Self {
+        Self {
+            gpa: (bits & 1 != 0).then_some(bits & !0xfff),
+            streak: ((bits >> 3) & u64::from(MAX_PACKED_STREAK)) as u32,
+            engaged: bits & 2 != 0,
+            engaged_now: bits & 4 != 0,
+        }
     }
 
     fn engage<C: CounterCell>(&mut self, counters: &Counters<C>) {

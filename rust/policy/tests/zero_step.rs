@@ -141,3 +141,67 @@ fn engaged_now_is_true_on_the_engaging_exit_only() {
     assert!(!z.engaged_now());
     assert_eq!(c.zero_step_events.get(), 2);
 }
+
+mod packed {
+    use super::*;
+    use proptest::prelude::*;
+    use tdx_sept_guard_policy::zero_step::MAX_PACKED_STREAK;
+
+    /// One observation: a fault on one of a few pages, a busy or clean
+    /// TDH.VP.ENTER, or progress.
+    #[derive(Clone, Debug)]
+    enum Step {
+        Fault(u64),
+        Enter(u64),
+        Progress,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            6 => (0u64..3).prop_map(|p| Step::Fault(0x7000 + p * 0x1000)),
+            1 => prop_oneof![
+                Just(0u64),
+                Just(TDX_OPERAND_BUSY | u64::from(TDX_OPERAND_ID_SEPT)),
+                Just(TDX_OPERAND_BUSY | u64::from(TDX_OPERAND_ID_TD_EPOCH)),
+            ]
+            .prop_map(Step::Enter),
+            1 => Just(Step::Progress),
+        ]
+    }
+
+    fn apply(z: &mut ZeroStep, s: &Step, c: &HostCounters) -> Option<ZeroStepVerdict> {
+        match s {
+            Step::Fault(gpa) => Some(z.on_ept_violation(*gpa, c)),
+            Step::Enter(raw) => Some(z.on_enter_status(Status::from_raw(*raw), c)),
+            Step::Progress => {
+                z.on_progress();
+                None
+            }
+        }
+    }
+
+    proptest! {
+        /// A detector kept packed between observations (as the KVM backend
+        /// keeps one per vCPU in an atomic word) answers and counts exactly
+        /// as one kept whole.
+        #[test]
+        fn packed_detector_behaves_as_the_whole_one(steps in prop::collection::vec(step(), 0..400)) {
+            let (whole_c, packed_c) = (HostCounters::new(), HostCounters::new());
+            let mut whole = ZeroStep::new();
+            let mut bits = ZeroStep::new().to_bits();
+            for s in &steps {
+                let mut z = ZeroStep::from_bits(bits);
+                let got = apply(&mut z, s, &packed_c);
+                bits = z.to_bits();
+                prop_assert_eq!(got, apply(&mut whole, s, &whole_c));
+                let back = ZeroStep::from_bits(bits);
+                prop_assert_eq!(back.gpa(), whole.gpa());
+                prop_assert_eq!(back.is_engaged(), whole.is_engaged());
+                prop_assert_eq!(back.engaged_now(), whole.engaged_now());
+                prop_assert_eq!(back.streak(), whole.streak().min(MAX_PACKED_STREAK));
+            }
+            prop_assert_eq!(packed_c.zero_step_events.get(), whole_c.zero_step_events.get());
+            prop_assert_eq!(packed_c.zero_step_kicks.get(), whole_c.zero_step_kicks.get());
+        }
+    }
+}

@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The functions the C side calls (`helpers.c`): the redirected map call and
+//! the probes' handlers. The one place where a raw pointer from KVM becomes
+//! a [`Td`] or a vCPU of one, and where [`ACTIVE`] is read.
+
+use super::attach::{
+    ACTIVE,
+    CLAIMED,
+    IN_FLIGHT, //
+};
+use super::bindings::{
+    kvm,
+    kvm_vcpu,
+    Td, //
+};
+use super::hooks;
+use super::state::KvmState;
+use crate::policy::{
+    CounterCell,
+    Leaf,
+    Status, //
+};
+use core::ffi::c_int;
+use kernel::{
+    prelude::*,
+    sync::atomic::{
+        Acquire,
+        Full, //
+    },
+};
+
+/// The attached backend's state, if any.
+///
+/// Callers are the redirected call and the probe handlers: `KvmBackend`'s
+/// drop removes the redirection and every probe, waiting for calls and
+/// handlers in progress, before it clears `ACTIVE` and frees the state.
+fn active<'a>() -> Option<&'a KvmState> {
+    let state = match ACTIVE.load(Acquire) {
+        CLAIMED => return None,
+        ptr => ptr as *const KvmState,
+    };
+    // SAFETY: `ACTIVE` holds NULL, `CLAIMED` or a live `KvmState`, alive
+    // until after every caller of this function has returned (see above).
+    unsafe { state.as_ref() }
+}
+
+/// The replacement for `tdx_sept_set_private_spte()` (through `helpers.c`).
+///
+/// # Safety
+///
+/// Called only by the redirected `tdx_sept_set_private_spte()`, with KVM's
+/// arguments: `kvm` a live TD, `mmu_lock` held.
+#[no_mangle]
+unsafe extern "C" fn tsg_kvm_set_private_spte(
+    kvm: *mut kvm,
+    gfn: u64,
+    old: u64,
+    new: u64,
+    level: c_int,
+) -> c_int {
+    IN_FLIGHT.fetch_add(1, Full);
+    // SAFETY: KVM passes a live TD (the caller's contract).
+    let td = unsafe { Td::from_kvm(kvm) };
+    let ret = match (td, active()) {
+        (Some(td), Some(backend)) => {
+            if hooks::is_shadow_present(old) {
+                backend.attach.kvm_unmap_calls.add(1);
+                // SAFETY: KVM's own arguments, under KVM's own locks.
+                unsafe { hooks::call_set_private_spte(backend.orig, td, gfn, old, new, level) }.0
+            } else {
+                backend.map(td, gfn, old, new, level)
+            }
+        }
+        // Cannot happen: no redirection without a backend.
+        _ => EIO.to_errno(),
+    };
+    IN_FLIGHT.fetch_sub(1, Full);
+    ret
+}
+
+/// A kretprobe saw an unmap-leaf SEAMCALL wrapper return `raw`
+/// (`helpers.c`; leaves numbered as its `TSG_LEAF_*`).
+#[no_mangle]
+extern "C" fn tsg_kvm_tdh_returned(leaf: u32, raw: u64) {
+    let leaf = match leaf {
+        3 => Leaf::MemRangeBlock,
+        4 => Leaf::MemTrack,
+        5 => Leaf::MemPageRemove,
+        _ => return,
+    };
+    let status = Status::from_raw(raw);
+    if let Some(state) = active().filter(|_| status.is_busy_for(leaf)) {
+        state.counters.count_busy(leaf, status);
+    }
+}
+
+/// A private EPT violation of a TD vCPU (`kvm_page_fault` tracepoint).
+#[no_mangle]
+extern "C" fn tsg_kvm_zero_step_fault(vcpu: *mut kvm_vcpu, gpa: u64) {
+    if let Some(state) = active() {
+        state.zero_step(vcpu, true, |det, c| det.on_ept_violation(gpa, c));
+    }
+}
+
+/// A TD vCPU's TDH.VP.ENTER came back busy (`kvm_exit` tracepoint).
+#[no_mangle]
+extern "C" fn tsg_kvm_zero_step_enter_busy(vcpu: *mut kvm_vcpu, raw: u64) {
+    if let Some(state) = active() {
+        state.zero_step(vcpu, true, |det, c| {
+            det.on_enter_status(Status::from_raw(raw), c)
+        });
+    }
+}
+
+/// A TD vCPU exited for a reason other than an EPT violation (`kvm_exit`
+/// tracepoint): it made progress, its fault streak ends.
+#[no_mangle]
+extern "C" fn tsg_kvm_zero_step_progress(vcpu: *mut kvm_vcpu) {
+    if let Some(state) = active() {
+        state.zero_step(vcpu, false, |det, _| {
+            det.on_progress();
+            crate::policy::ZeroStepVerdict::Reenter
+        });
+    }
+}
+
+/// KVM is destroying a VM (`helpers.c`'s kprobe on `kvm_arch_destroy_vm()`).
+#[no_mangle]
+pub(super) extern "C" fn tsg_kvm_vm_destroyed(kvm: *mut kvm) {
+    if let Some(state) = active() {
+        state.vms.destroyed(kvm as usize);
+    }
+}
