@@ -6,6 +6,7 @@
  * these, the suite runs KVM 7.2's real tdx_sept_set_private_spte() (and
  * tdh_do_no_vcpus(), kvm_make_all_cpus_request(), ...) without TDX hardware.
  */
+#include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
 
@@ -155,6 +156,21 @@ void tsg_fake_trace_busy_enter(struct kvm_vcpu *vcpu, u64 status)
 	fake_to_tdx(vcpu)->vp_enter_ret = status;
 	trace_kvm_exit(vcpu, KVM_ISA_VMX);
 	fake_to_tdx(vcpu)->vp_enter_ret = 0;
+}
+
+/*
+ * Makes the @n-th next fault-injection point this task reaches fail (the
+ * kernel's fail-nth, as /proc/<pid>/fail-nth sets it): with failslab, the
+ * n-th slab allocation. Returns false without CONFIG_FAULT_INJECTION.
+ */
+bool tsg_fake_fail_nth(unsigned int n)
+{
+#ifdef CONFIG_FAULT_INJECTION
+	WRITE_ONCE(current->fail_nth, n);
+	return true;
+#else
+	return false;
+#endif
 }
 
 bool tsg_fake_vcpu_vm_dead_requested(struct kvm_vcpu *vcpu)

@@ -95,6 +95,7 @@ extern "C" {
     pub(super) fn tsg_fake_vcpu_kicked(vcpu: *mut kvm_vcpu) -> bool;
     pub(super) fn tsg_fake_vcpu_exit(vcpu: *mut kvm_vcpu);
     pub(super) fn tsg_fake_vcpu_vm_dead_requested(vcpu: *mut kvm_vcpu) -> bool;
+    pub(super) fn tsg_fake_fail_nth(n: c_uint) -> bool;
     pub(super) fn tsg_fake_seamcall_wrapper(i: c_uint, name: *mut *const c_char) -> usize;
     pub(super) fn tsg_fake_td_set_private_spte(
         fn_: usize,
@@ -714,6 +715,42 @@ fn zero_step_run(policy: Policy) -> Result<ZeroStepSeen> {
     })
 }
 
+/// A kthread that maps and unmaps one page of a fake TD through KVM's
+/// function (redirected while the hook is attached), `rounds` times, and
+/// counts the calls that did not return 0.
+struct Mapper {
+    kvm: usize,
+    orig: usize,
+    gpa: u64,
+    rounds: u32,
+    done: Atomic<u32>,
+    failed: Atomic<u32>,
+}
+
+impl ThreadBody for Mapper {
+    fn run(&self, ctx: &ThreadCtx) {
+        for _ in 0..self.rounds {
+            if ctx.should_stop() {
+                break;
+            }
+            let kvm = self.kvm as *mut kvm;
+            // SAFETY: The fake TD outlives this thread (the test stops it
+            // first); `orig` is KVM's function; each mapper owns its page.
+            let (m, u) = unsafe {
+                (
+                    kvm_map_gpa(self.orig, kvm, self.gpa),
+                    kvm_unmap_gpa(self.orig, kvm, self.gpa),
+                )
+            };
+            if m != 0 || u != 0 {
+                self.failed.add(1, Relaxed);
+            }
+            self.done.add(1, Relaxed);
+            ctx.pause();
+        }
+    }
+}
+
 #[kunit_tests(tdx_sept_guard_kvm)]
 mod tests {
     use super::*;
@@ -955,6 +992,130 @@ mod tests {
             assert!(!z.bugged);
             assert_eq!(z.events.as_slice(), want.to_bytes());
         }
+        Ok(())
+    }
+
+    /// Three tasks map and zap pages of one TD at once (maps under the read
+    /// side of `mmu_lock`, KVM's zaps under the write side), while the hook
+    /// attaches and detaches under them: every call succeeds, the hook ran
+    /// while it was attached, and detaching leaves no call behind.
+    #[test]
+    fn maps_and_zaps_race_and_detach_under_them() -> Result {
+        let (rounds, done, failed, maps_hooked, detached_cleanly) = {
+            let td = FakeTd::new()?;
+            let orig = hooks::lookup(TARGET).ok_or(ENOENT)?;
+            let rounds = 150;
+            let mut bodies = KVec::new();
+            let mut threads = KVec::new();
+            let backend = attach(100_000).map_err(Unavailable::errno)?;
+            for (i, cpu) in [0u32, 2, 3].into_iter().enumerate() {
+                let body = Arc::new(
+                    Mapper {
+                        kvm: td.kvm as usize,
+                        orig,
+                        gpa: X + 0x1000 * (i as u64 + 1),
+                        rounds,
+                        done: Atomic::new(0),
+                        failed: Atomic::new(0),
+                    },
+                    GFP_KERNEL,
+                )?;
+                let cpu = crate::platform::online_cpu(cpu).ok_or(EINVAL)?;
+                threads.push(
+                    Thread::spawn(body.clone(), Some(cpu), c"tsg_mapper/%u", i as u32)?,
+                    GFP_KERNEL,
+                )?;
+                bodies.push(body, GFP_KERNEL)?;
+            }
+            let progress =
+                |b: &KVec<Arc<Mapper>>| b.iter().map(|m| m.done.load(Relaxed)).sum::<u32>();
+            // Detach once the mappers are well under way.
+            for _ in 0..5000 {
+                if progress(&bodies) >= rounds {
+                    break;
+                }
+                sleep_ms(1);
+            }
+            let maps_hooked = backend.state.attach.kvm_map_calls.get();
+            drop(backend);
+            let detached_cleanly = crate::kvm::attach::IN_FLIGHT.load(Relaxed) == 0;
+            for _ in 0..20_000 {
+                if progress(&bodies) == 3 * rounds {
+                    break;
+                }
+                sleep_ms(1);
+            }
+            drop(threads);
+            let failed = bodies.iter().map(|m| m.failed.load(Relaxed)).sum::<u32>();
+            (
+                rounds,
+                progress(&bodies),
+                failed,
+                maps_hooked,
+                detached_cleanly,
+            )
+        };
+        pr_info!(
+            "racing mappers: {} rounds done, {} failed, {} maps through the hook\n",
+            done,
+            failed,
+            maps_hooked
+        );
+        assert_eq!(done, 3 * rounds);
+        assert_eq!(failed, 0);
+        assert!(maps_hooked > 0);
+        assert!(detached_cleanly);
+        Ok(())
+    }
+
+    /// A VM whose state cannot be allocated (the kernel's fault injection
+    /// fails the allocation) still maps, without the policy, counted; its
+    /// next call makes the state.
+    #[test]
+    fn a_failed_state_allocation_passes_the_map_through() -> Result {
+        let (injected, first, untracked, tracked_after_first, second, tracked) = {
+            let backend = attach(100_000).map_err(Unavailable::errno)?;
+            let td = FakeTd::new()?;
+            let orig = hooks::lookup(TARGET).ok_or(ENOENT)?;
+            let kvm = td.kvm as usize;
+            let (injected, first) = run_on_cpu(0, move || {
+                // SAFETY: Sets this task's fail-nth; the next slab
+                // allocation, the state's first, fails.
+                let injected = unsafe { tsg_fake_fail_nth(1) };
+                // SAFETY: As in `FakeTd::map_x`.
+                let r = unsafe { kvm_map_gpa(orig, kvm as *mut kvm, X) };
+                // SAFETY: Clears what is left of it.
+                unsafe { tsg_fake_fail_nth(0) };
+                (injected, r)
+            })?;
+            let untracked = backend.state.attach.kvm_untracked_calls.get();
+            let tracked_after_first = backend.state.vms.len();
+            // An unmap (which uses no per-VM state), then the next map.
+            let second = run_on_cpu(0, move || {
+                // SAFETY: As above.
+                unsafe {
+                    let u = kvm_unmap_gpa(orig, kvm as *mut kvm, X);
+                    let m = kvm_map_gpa(orig, kvm as *mut kvm, X);
+                    let u2 = kvm_unmap_gpa(orig, kvm as *mut kvm, X);
+                    (u, m, u2)
+                }
+            })?;
+            let tracked = backend.state.vms.len();
+            (
+                injected,
+                first,
+                untracked,
+                tracked_after_first,
+                second,
+                tracked,
+            )
+        };
+        assert!(injected);
+        assert_eq!(first, 0);
+        assert_eq!(untracked, 1);
+        assert_eq!(tracked_after_first, 0);
+        assert_eq!(second, (0, 0, 0));
+        assert_eq!(tracked, 1);
         Ok(())
     }
 

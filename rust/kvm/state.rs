@@ -81,6 +81,9 @@ impl KvmState {
         let rcu = rcu::read_lock();
         let Some(vm) = self.vms.get_or_make(td, &rcu) else {
             self.attach.kvm_untracked_calls.add(1);
+            kernel::pr_warn_once!(
+                "kvm: no memory for a VM's state: its maps pass through without the policy (kvm_untracked_calls counts them; retried at its next call)\n"
+            );
             let _ = call.seamcall(&SeptOp::new_4k(Leaf::MemPageAug, gfn << 12));
             return call.ret;
         };
