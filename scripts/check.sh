@@ -14,6 +14,17 @@ start=$(date +%s)
 prologue tests
 build_ok=$BUILD_OK
 
+step "checking that the shipped module holds no test code (nm)"
+# The suites, the fake TD, the SEAMCALL stand-ins, the benchmark suite and
+# the trace recording live in tdx_sept_guard_kunit.ko only.
+test_syms=$(nm "$TOP/rust/tdx_sept_guard.ko" | grep -E 'kunit|fake|bench|scenario|tsg_trace_record|Recording' || true)
+nm_ok=1
+if [ -n "$test_syms" ]; then
+	printf '%s\n' "$test_syms" | head -n 20
+	echo "FAILED: test symbols in the shipped module"
+	nm_ok=0
+fi
+
 step "checking the module's formatting (kernel rustfmt settings)"
 fmt_ok=1
 "$TOP/scripts/rustfmt.sh" --check >"$TOP/build/rustfmt.log" 2>&1 || {
@@ -62,7 +73,7 @@ count() { printf '%s\n' "$1" | sed -n "s/.* \([0-9]\+\) $2.*/\1/p"; }
 passed=$(( $(count "$host_line" passed) + $(count "$kunit_line" passed) ))
 failed=$(( $(count "$host_line" failed) + $(count "$kunit_line" failed) ))
 # A failure that is not a test result (missing suite, splat, timeout) still fails the run.
-if [ "$build_ok$fmt_ok$host_ok$kunit_ok" != 1111 ] && [ "$failed" = 0 ]; then failed=1; fi
+if [ "$build_ok$nm_ok$fmt_ok$host_ok$kunit_ok" != 11111 ] && [ "$failed" = 0 ]; then failed=1; fi
 step "make check took $(( $(date +%s) - start )) s"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -80,14 +80,11 @@ unsafe extern "C" fn tsg_kvm_set_private_spte(
 }
 
 /// A kretprobe saw an unmap-leaf SEAMCALL wrapper return `raw`
-/// (`helpers.c`; leaves numbered as its `TSG_LEAF_*`).
+/// (`probes.c`; `leaf` is its `TDH_*` number).
 #[no_mangle]
-extern "C" fn tsg_kvm_tdh_returned(leaf: u32, raw: u64) {
-    let leaf = match leaf {
-        3 => Leaf::MemRangeBlock,
-        4 => Leaf::MemTrack,
-        5 => Leaf::MemPageRemove,
-        _ => return,
+extern "C" fn tsg_kvm_tdh_returned(leaf: u64, raw: u64) {
+    let Some(leaf) = Leaf::from_number(leaf).filter(|l| l.is_unmap()) else {
+        return;
     };
     let status = Status::from_raw(raw);
     if let Some(state) = active().filter(|_| status.is_busy_for(leaf)) {

@@ -12,6 +12,7 @@
 
 #include "kvm_internal.h"
 #include "trace.h"
+#include "vmx/tdx/tdx.h"
 #include "helpers.h"
 
 
@@ -180,21 +181,20 @@ bool tsg_fake_vcpu_vm_dead_requested(struct kvm_vcpu *vcpu)
 
 /*
  * In rust/kvm/kunit.rs: runs one SEAMCALL on the simulated TDX module.
- * @leaf: 0 AUG, 1 SEPT.ADD, 2 RANGE.BLOCK, 3 TRACK, 4 PAGE.REMOVE.
+ * @leaf: its TDH_* number.
  */
-u64 tsg_fake_seamcall(u32 leaf, u64 gpa, int level);
+u64 tsg_fake_seamcall(u64 leaf, u64 gpa, int level);
 
 /*
  * A kretprobe cannot sit on a function ftrace redirects (both want its
  * entry), so in the suite the stand-ins report their status themselves, to
  * the same place the kretprobes report to (helpers.c's leaf numbering).
  */
-static u64 fake_seamcall(u32 leaf, u64 gpa, int level)
+static u64 fake_seamcall(u64 leaf, u64 gpa, int level)
 {
-	static const unsigned int probe_leaf[] = { 0, 1, 3, 4, 5 };
 	u64 status = tsg_fake_seamcall(leaf, gpa, level);
 
-	tsg_kvm_leaf_status(probe_leaf[leaf], status);
+	tsg_kvm_leaf_status(leaf, status);
 	return status;
 }
 
@@ -202,33 +202,33 @@ static u64 fake_tdh_mem_page_aug(struct tdx_td *td, u64 gpa, enum pg_level level
 				 u64 *ext_err1, u64 *ext_err2)
 {
 	*ext_err1 = *ext_err2 = 0;
-	return fake_seamcall(0, gpa, level);
+	return fake_seamcall(TDH_MEM_PAGE_AUG, gpa, level);
 }
 
 static u64 fake_tdh_mem_sept_add(struct tdx_td *td, u64 gpa, enum pg_level level, struct page *page,
 				 u64 *ext_err1, u64 *ext_err2)
 {
 	*ext_err1 = *ext_err2 = 0;
-	return fake_seamcall(1, gpa, level);
+	return fake_seamcall(TDH_MEM_SEPT_ADD, gpa, level);
 }
 
 static u64 fake_tdh_mem_range_block(struct tdx_td *td, u64 gpa, enum pg_level level,
 				    u64 *ext_err1, u64 *ext_err2)
 {
 	*ext_err1 = *ext_err2 = 0;
-	return fake_seamcall(2, gpa, level);
+	return fake_seamcall(TDH_MEM_RANGE_BLOCK, gpa, level);
 }
 
 static u64 fake_tdh_mem_track(struct tdx_td *td)
 {
-	return fake_seamcall(3, 0, 0);
+	return fake_seamcall(TDH_MEM_TRACK, 0, 0);
 }
 
 static u64 fake_tdh_mem_page_remove(struct tdx_td *td, u64 gpa, enum pg_level level,
 				    u64 *ext_err1, u64 *ext_err2)
 {
 	*ext_err1 = *ext_err2 = 0;
-	return fake_seamcall(4, gpa, level);
+	return fake_seamcall(TDH_MEM_PAGE_REMOVE, gpa, level);
 }
 
 static u64 fake_tdh_phymem_page_wbinvd_hkid(u64 hkid, kvm_pfn_t pfn)

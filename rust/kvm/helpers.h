@@ -33,7 +33,7 @@ void tsg_kvm_unwatch_owner(void);
 int tsg_kvm_call_set_private_spte(unsigned long fn, struct kvm *kvm, u64 gfn, u64 old_spte,
 				  u64 new_spte, int level, u64 *status);
 unsigned int tsg_kvm_leaf_probes_register(void);
-void tsg_kvm_leaf_status(unsigned int leaf, u64 status);
+void tsg_kvm_leaf_status(u64 leaf, u64 status);
 bool tsg_kvm_destroy_probe_register(void);
 bool tsg_kvm_tracepoints_register(void);
 void tsg_kvm_tracepoints_unregister(void);

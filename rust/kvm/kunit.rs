@@ -119,17 +119,10 @@ pub(super) static SEAMCALLS: Atomic<u64> = Atomic::new(0);
 
 /// Runs one SEAMCALL for `fake_td.c`'s stand-ins.
 #[no_mangle]
-extern "C" fn tsg_fake_seamcall(leaf: u32, gpa: u64, level: c_int) -> u64 {
+extern "C" fn tsg_fake_seamcall(leaf: u64, gpa: u64, level: c_int) -> u64 {
     let module = MODULE.load(Acquire) as *const TdxModule;
-    if module.is_null() {
+    let Some(leaf) = Leaf::from_number(leaf).filter(|_| !module.is_null()) else {
         return crate::policy::status::TDX_ERROR;
-    }
-    let leaf = match leaf {
-        0 => Leaf::MemPageAug,
-        1 => Leaf::MemSeptAdd,
-        2 => Leaf::MemRangeBlock,
-        3 => Leaf::MemTrack,
-        _ => Leaf::MemPageRemove,
     };
     // SAFETY: `MODULE` is set only while the `FakeTd` owning the module is
     // alive, and cleared (after its redirections are gone) before it drops.

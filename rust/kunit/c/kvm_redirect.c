@@ -1,0 +1,3 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The shipped module's kvm/redirect.c, compiled again for the test module (see rust/Kbuild). */
+#include "../../kvm/redirect.c"
