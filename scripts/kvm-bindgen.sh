@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Generates the KVM backend's bindings to KVM's internal TDX types
-# (struct kvm_tdx, vcpu_tdx, kvm, kvm_vcpu) from the kernel tree the module
+# (struct kvm_tdx, vcpu_tdx, kvm, kvm_vcpu) and the declarations of its own
+# C functions (rust/kvm/helpers.h) from the kernel tree the module
 # is built against. Called by rust/Kbuild:
 #
 #   scripts/kvm-bindgen.sh OBJTREE SRCTREE HEADER OUT
@@ -43,6 +44,7 @@ opaque+='|pid_namespace|user_namespace|ns_common.*'
 cd "$objtree" && "${BINDGEN:-bindgen}" "$header" \
 	--use-core --ctypes-prefix ffi --rust-target 1.85 --no-doc-comments \
 	--allowlist-type 'kvm_tdx|vcpu_tdx' --allowlist-var 'TD_STATE_.*' \
+	--allowlist-function 'tsg_.*' \
 	--opaque-type "$opaque" \
 	-o "$out" -- $flags -DKBUILD_MODNAME='"tdx_sept_guard"' \
 	-I"$srctree/arch/x86/kvm" -I"$srctree/arch/x86/kvm/vmx"

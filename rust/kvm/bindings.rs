@@ -47,6 +47,73 @@ pub(crate) use generated::{
     kvm_vcpu, //
 };
 
+/// The backend's own C functions, declared by bindgen from `helpers.h`: the
+/// only declarations of them on the Rust side.
+pub(crate) mod ffi {
+    /// What only the test module uses: its fixtures (`fake_td.c`, built
+    /// into it only) and the VM count it checks before redirecting.
+    #[cfg(tsg_tests)]
+    pub(crate) use super::generated::{
+        tsg_fake_fail_nth,
+        tsg_fake_nonpresent_spte,
+        tsg_fake_present_leaf_spte,
+        tsg_fake_seamcall_wrapper,
+        tsg_fake_td_free,
+        tsg_fake_td_new,
+        tsg_fake_td_read_lock,
+        tsg_fake_td_read_unlock,
+        tsg_fake_td_set_private_spte,
+        tsg_fake_td_write_lock,
+        tsg_fake_td_write_unlock,
+        tsg_fake_trace_busy_enter,
+        tsg_fake_trace_page_fault,
+        tsg_fake_vcpu_enter,
+        tsg_fake_vcpu_exit,
+        tsg_fake_vcpu_kicked,
+        tsg_fake_vcpu_vm_dead_requested, //
+        tsg_kvm_nr_vms,
+    };
+    pub(crate) use super::generated::{
+        tsg_kvm_call_set_private_spte,
+        tsg_kvm_destroy_probe_missed,
+        tsg_kvm_destroy_probe_register,
+        tsg_kvm_destroy_probe_unregister,
+        tsg_kvm_fineibt_guarded,
+        tsg_kvm_ftrace_jumps_to_list_func,
+        tsg_kvm_get_vcpu,
+        tsg_kvm_has_endbr,
+        tsg_kvm_ibt_enabled,
+        tsg_kvm_is_last_spte,
+        tsg_kvm_is_shadow_present,
+        tsg_kvm_leaf_probes_register,
+        tsg_kvm_leaf_probes_unregister,
+        tsg_kvm_lookup,
+        tsg_kvm_max_vcpus,
+        tsg_kvm_online_vcpus,
+        tsg_kvm_request_vm_dead,
+        tsg_kvm_set_private_spte_replacement,
+        tsg_kvm_synchronize_rcu,
+        tsg_kvm_tdx_host_platform,
+        tsg_kvm_tdx_param,
+        tsg_kvm_tracepoints_register,
+        tsg_kvm_tracepoints_unregister,
+        tsg_kvm_unwatch_owner,
+        tsg_kvm_vcpu_exiting_guest_mode,
+        tsg_kvm_vcpu_kvm,
+        tsg_kvm_watch_owner,
+        tsg_redirect,
+        tsg_redirect_disable,
+        tsg_redirect_enable,
+        tsg_redirect_free,
+        tsg_redirect_new,
+        tsg_vm_for_each,
+        tsg_vm_insert,
+        tsg_vm_lookup,
+        tsg_vm_remove,
+        tsg_vm_remove_any, //
+    };
+}
+
 /// `TD_STATE_RUNNABLE` of `enum kvm_tdx_state`.
 pub(crate) const TD_STATE_RUNNABLE: generated::kvm_tdx_state =
     generated::kvm_tdx_state_TD_STATE_RUNNABLE;

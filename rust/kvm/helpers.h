@@ -2,7 +2,8 @@
 /*
  * The KVM backend's C side: what Rust cannot do or reach for an out-of-tree
  * module (kprobe symbol lookup, ftrace function redirection, KVM's macros
- * and static inlines). Declared again in rust/kvm/hooks.rs; keep in sync.
+ * and static inlines). bindgen generates the Rust declarations from this
+ * header at build time (rust/kvm/bindings.h, scripts/kvm-bindgen.sh).
  */
 #ifndef TDX_SEPT_GUARD_KVM_HELPERS_H
 #define TDX_SEPT_GUARD_KVM_HELPERS_H

@@ -1,77 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Safe wrappers over `helpers.c`: finding KVM's functions by name and
-//! redirecting one with ftrace, plus KVM's static inlines.
+//! Safe wrappers over the backend's C side: finding KVM's functions by name
+//! and checking the kernel (`helpers.c`), redirecting one with ftrace
+//! (`redirect.c`), the probes (`probes.c`), and KVM's static inlines.
 
-use crate::policy::Status;
-
+use super::bindings::ffi::*;
 use super::bindings::{
-    kvm,
     kvm_vcpu,
     Td,
     Vcpu, //
 };
-use core::ffi::{
-    c_int,
-    c_uint,
-    CStr, //
-};
+use crate::policy::Status;
+use core::ffi::CStr;
 use core::ptr::NonNull;
 use kernel::{
     error::to_result,
-    ffi::c_char,
     prelude::*, //
 };
 
-#[repr(C)]
-struct RedirectRaw {
-    _opaque: [u8; 0],
-}
-
-extern "C" {
-    fn tsg_kvm_lookup(name: *const c_char) -> usize;
-    fn tsg_kvm_ibt_enabled() -> bool;
-    fn tsg_kvm_has_endbr(addr: usize) -> bool;
-    fn tsg_kvm_fineibt_guarded(addr: usize) -> bool;
-    fn tsg_kvm_ftrace_jumps_to_list_func() -> bool;
-    fn tsg_kvm_tdx_host_platform() -> bool;
-    fn tsg_kvm_tdx_param() -> c_int;
-    #[cfg(tsg_tests)]
-    fn tsg_kvm_nr_vms() -> c_int;
-    fn tsg_redirect_new(name: *const c_char, target: usize, replacement: usize)
-        -> *mut RedirectRaw;
-    fn tsg_redirect_enable(r: *mut RedirectRaw) -> c_int;
-    fn tsg_redirect_disable(r: *mut RedirectRaw);
-    fn tsg_redirect_free(r: *mut RedirectRaw);
-    fn tsg_kvm_watch_owner(r: *mut RedirectRaw) -> c_int;
-    fn tsg_kvm_unwatch_owner();
-    fn tsg_kvm_call_set_private_spte(
-        fn_: usize,
-        kvm: *mut kvm,
-        gfn: u64,
-        old: u64,
-        new: u64,
-        level: c_int,
-        status: *mut u64,
-    ) -> c_int;
-    fn tsg_kvm_leaf_probes_register() -> c_uint;
-    fn tsg_kvm_leaf_probes_unregister();
-    fn tsg_kvm_destroy_probe_register() -> bool;
-    fn tsg_kvm_destroy_probe_unregister();
-    fn tsg_kvm_destroy_probe_missed() -> core::ffi::c_ulong;
-    fn tsg_kvm_tracepoints_register() -> bool;
-    fn tsg_kvm_tracepoints_unregister();
-    fn tsg_kvm_vcpu_kvm(vcpu: *mut kvm_vcpu) -> *mut kvm;
-    fn tsg_kvm_set_private_spte_replacement() -> usize;
-    fn tsg_kvm_synchronize_rcu();
-    fn tsg_kvm_online_vcpus(kvm: *mut kvm) -> c_uint;
-    fn tsg_kvm_max_vcpus(kvm: *mut kvm) -> c_uint;
-    fn tsg_kvm_get_vcpu(kvm: *mut kvm, i: c_uint) -> *mut kvm_vcpu;
-    fn tsg_kvm_vcpu_exiting_guest_mode(vcpu: *mut kvm_vcpu) -> c_int;
-    fn tsg_kvm_request_vm_dead(vcpu: *mut kvm_vcpu);
-    fn tsg_kvm_is_shadow_present(spte: u64) -> bool;
-    fn tsg_kvm_is_last_spte(spte: u64, level: c_int) -> bool;
-}
+/// The C side's redirect (`redirect.c`), opaque here.
+type RedirectRaw = tsg_redirect;
 
 /// The start of the kernel function `name` (its ENDBR included), if the
 /// running kernel has it.
@@ -303,7 +251,7 @@ impl DestroyProbe {
     /// handler): per-VM state that may have outlived its VM.
     pub(crate) fn missed() -> u64 {
         // SAFETY: Reads the probe's counter.
-        unsafe { tsg_kvm_destroy_probe_missed() }
+        unsafe { tsg_kvm_destroy_probe_missed() as u64 }
     }
 }
 

@@ -62,7 +62,6 @@ use crate::sim::tdx_module::{
 };
 use core::ffi::{
     c_int,
-    c_uint,
     CStr, //
 };
 use kernel::{
@@ -84,32 +83,7 @@ use kernel::{
     },
 };
 
-extern "C" {
-    pub(super) fn tsg_fake_td_new(nr_vcpus: c_uint, cpus: *const c_uint) -> *mut kvm;
-    pub(super) fn tsg_fake_td_free(kvm: *mut kvm);
-    pub(super) fn tsg_fake_td_read_lock(kvm: *mut kvm);
-    pub(super) fn tsg_fake_td_read_unlock(kvm: *mut kvm);
-    pub(super) fn tsg_fake_td_write_lock(kvm: *mut kvm);
-    pub(super) fn tsg_fake_td_write_unlock(kvm: *mut kvm);
-    pub(super) fn tsg_fake_vcpu_enter(vcpu: *mut kvm_vcpu) -> bool;
-    pub(super) fn tsg_fake_vcpu_kicked(vcpu: *mut kvm_vcpu) -> bool;
-    pub(super) fn tsg_fake_vcpu_exit(vcpu: *mut kvm_vcpu);
-    pub(super) fn tsg_fake_vcpu_vm_dead_requested(vcpu: *mut kvm_vcpu) -> bool;
-    pub(super) fn tsg_fake_fail_nth(n: c_uint) -> bool;
-    pub(super) fn tsg_fake_seamcall_wrapper(i: c_uint, name: *mut *const c_char) -> usize;
-    pub(super) fn tsg_fake_td_set_private_spte(
-        fn_: usize,
-        kvm: *mut kvm,
-        gfn: u64,
-        old: u64,
-        new: u64,
-        level: c_int,
-    ) -> c_int;
-    pub(super) fn tsg_fake_present_leaf_spte(pfn: u64) -> u64;
-    pub(super) fn tsg_fake_nonpresent_spte() -> u64;
-    pub(super) fn tsg_fake_trace_page_fault(vcpu: *mut kvm_vcpu, gpa: u64);
-    pub(super) fn tsg_fake_trace_busy_enter(vcpu: *mut kvm_vcpu, status: u64);
-}
+use super::bindings::ffi::*;
 
 /// The simulated TDX module behind the SEAMCALL stand-ins, while a test runs.
 static MODULE: Atomic<usize> = Atomic::new(0);

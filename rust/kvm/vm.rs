@@ -30,6 +30,13 @@
 //! (which waits for its IPIs in flight), is work for the backend's own
 //! workqueue, which detaching drains.
 
+use super::bindings::ffi::{
+    tsg_vm_for_each,
+    tsg_vm_insert,
+    tsg_vm_lookup,
+    tsg_vm_remove,
+    tsg_vm_remove_any, //
+};
 use super::bindings::{
     kvm,
     Td, //
@@ -76,17 +83,6 @@ use kernel::{
         WorkItem, //
     },
 };
-
-extern "C" {
-    fn tsg_vm_lookup(kvm: *mut kvm) -> *const c_void;
-    fn tsg_vm_insert(kvm: *mut kvm, state: *const c_void) -> *const c_void;
-    fn tsg_vm_remove(kvm: *mut kvm) -> *const c_void;
-    fn tsg_vm_remove_any() -> *const c_void;
-    fn tsg_vm_for_each(
-        f: Option<unsafe extern "C" fn(state: *const c_void, data: *mut c_void)>,
-        data: *mut c_void,
-    );
-}
 
 /// One VM's state.
 #[pin_data]
