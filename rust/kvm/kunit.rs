@@ -882,7 +882,7 @@ mod tests {
     }
 
     /// A VM gets state and a debugfs directory on its first map; when KVM
-    /// destroys it (the kretprobe's handler, called here as the probe
+    /// destroys it (the destroy kprobe's handler, called here as the probe
     /// would), the state goes and its counters stay in the totals.
     #[test]
     fn per_vm_state_lives_as_long_as_the_vm() -> Result {
