@@ -54,6 +54,8 @@ pub(crate) mod ffi {
     /// into it only) and the VM count it checks before redirecting.
     #[cfg(tsg_tests)]
     pub(crate) use super::generated::{
+        tsg_fake_counting_ops_register,
+        tsg_fake_counting_ops_unregister,
         tsg_fake_fail_nth,
         tsg_fake_nonpresent_spte,
         tsg_fake_present_leaf_spte,

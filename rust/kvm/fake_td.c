@@ -6,6 +6,7 @@
  * these, the suite runs KVM 7.2's real tdx_sept_set_private_spte() (and
  * tdh_do_no_vcpus(), kvm_make_all_cpus_request(), ...) without TDX hardware.
  */
+#include <linux/ftrace.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
@@ -172,6 +173,45 @@ bool tsg_fake_fail_nth(unsigned int n)
 #else
 	return false;
 #endif
+}
+
+/*
+ * An ftrace_ops of the suite's own on @target, as a tracer or a BPF fentry
+ * program would sit there beside the module's redirect: neither IPMODIFY
+ * nor SAVE_REGS, it only counts the calls it sees.
+ */
+static atomic_t tsg_fake_ops_calls;
+
+static void notrace tsg_fake_ops_count(unsigned long ip, unsigned long parent_ip,
+				       struct ftrace_ops *op, struct ftrace_regs *fregs)
+{
+	atomic_inc(&tsg_fake_ops_calls);
+}
+
+static struct ftrace_ops tsg_fake_ops = {
+	.func = tsg_fake_ops_count,
+	.flags = FTRACE_OPS_FL_RECURSION,
+};
+
+int tsg_fake_counting_ops_register(unsigned long target)
+{
+	int ret = ftrace_set_filter_ip(&tsg_fake_ops, target, 0, 0);
+
+	if (ret)
+		return ret;
+	atomic_set(&tsg_fake_ops_calls, 0);
+	ret = register_ftrace_function(&tsg_fake_ops);
+	if (ret)
+		ftrace_free_filter(&tsg_fake_ops);
+	return ret;
+}
+
+/* Removes it; returns the calls it saw. */
+unsigned int tsg_fake_counting_ops_unregister(void)
+{
+	unregister_ftrace_function(&tsg_fake_ops);
+	ftrace_free_filter(&tsg_fake_ops);
+	return atomic_read(&tsg_fake_ops_calls);
 }
 
 bool tsg_fake_vcpu_vm_dead_requested(struct kvm_vcpu *vcpu)

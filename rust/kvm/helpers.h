@@ -70,6 +70,8 @@ bool tsg_fake_vcpu_kicked(struct kvm_vcpu *vcpu);
 void tsg_fake_vcpu_exit(struct kvm_vcpu *vcpu);
 bool tsg_fake_vcpu_vm_dead_requested(struct kvm_vcpu *vcpu);
 bool tsg_fake_fail_nth(unsigned int n);
+int tsg_fake_counting_ops_register(unsigned long target);
+unsigned int tsg_fake_counting_ops_unregister(void);
 unsigned long tsg_fake_seamcall_wrapper(unsigned int i, const char **name);
 int tsg_fake_td_set_private_spte(unsigned long fn, struct kvm *kvm, u64 gfn, u64 old_spte,
 				 u64 new_spte, int level);

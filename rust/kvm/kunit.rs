@@ -65,6 +65,7 @@ use core::ffi::{
     CStr, //
 };
 use kernel::{
+    error::to_result,
     ffi::c_char,
     prelude::*,
     str::CString,
@@ -610,6 +611,17 @@ fn lines_of(events: &[u8], prefix: &[u8]) -> Result<KVec<u8>> {
     Ok(out)
 }
 
+/// The total of the policy counter `name` over every VM, as `stats` shows
+/// it.
+fn total(b: &KvmBackend, name: &str) -> u64 {
+    let totals = b.state.vms.totals(&b.state.counters);
+    Counters::<KCounter>::COUNTERS
+        .iter()
+        .position(|d| d.name == name)
+        .and_then(|i| totals.get(i).copied())
+        .unwrap_or(u64::MAX)
+}
+
 /// What [`zero_step_run`] saw: `(zero_step_events, kicks)` after each step.
 struct ZeroStepSeen {
     after_enter: (u64, u64),
@@ -754,6 +766,57 @@ mod tests {
         assert!(s.kicks_seen >= 1);
         assert!(!s.gate_up_after);
         assert!(!s.bugged);
+        Ok(())
+    }
+
+    /// Another ftrace user of the suite's own on KVM's function (a counting
+    /// `ftrace_ops`, as a tracer or a BPF fentry program), placed before
+    /// the hook attaches and after: KVM's map computes the same with it,
+    /// and it sees the calls.
+    #[test]
+    fn another_ftrace_ops_on_the_target_changes_nothing() -> Result {
+        let target = hooks::lookup(TARGET).ok_or(ENOENT)?;
+        // Before the hook: the scenario attaches with the ops in place.
+        // SAFETY: `target` is KVM's function; the ops is removed below.
+        to_result(unsafe { tsg_fake_counting_ops_register(target) })?;
+        // A generous deadline: this is about coexistence, and under TCG on
+        // a loaded host an emulated CPU can take long to take its IPI.
+        let before = scenario(Some(1_000_000), true, false, false, false, false);
+        // SAFETY: Removes what was registered above.
+        let seen_before = unsafe { tsg_fake_counting_ops_unregister() };
+        let before = before?;
+        // After the hook: the ops joins a function already redirected. It
+        // comes and goes while no fake vCPU spins: changing ftrace waits for
+        // an RCU-tasks grace period, which a kthread spinning in its "guest"
+        // never gives.
+        let (after, seen_after) = {
+            let backend = attach(1_000_000).map_err(Unavailable::errno)?;
+            let mut td = FakeTd::new()?;
+            // SAFETY: As above.
+            to_result(unsafe { tsg_fake_counting_ops_register(target) })?;
+            let r = td.start_vcpu(Some(X), false).and_then(|_| td.map_x());
+            let kicks = total(&backend, "kicks");
+            let page = td.module.page_state(X);
+            drop(td);
+            // SAFETY: As above.
+            let seen = unsafe { tsg_fake_counting_ops_unregister() };
+            ((r?.0, page, kicks), seen)
+        };
+        pr_info!(
+            "another ftrace_ops: {} calls seen before the hook, {} after; after: {:?}\n",
+            seen_before,
+            seen_after,
+            after
+        );
+        // As `with_the_hook_kick_and_retry_succeeds`.
+        assert_eq!(before.ret, 0);
+        assert_eq!(before.page, Some(PENDING));
+        assert_eq!(&before.counters[..6], &[1, 2, 1, 1, 1, 1]);
+        assert!(!before.bugged);
+        assert_eq!(after, (0, Some(PENDING), 1));
+        // The map's call from KVM and the hook's two calls of the original.
+        assert!(seen_before >= 3);
+        assert!(seen_after >= 3);
         Ok(())
     }
 
