@@ -68,6 +68,7 @@ use kernel::{
     error::to_result,
     ffi::c_char,
     prelude::*,
+    processor::cpu_relax,
     str::CString,
     sync::{
         atomic::{
@@ -120,6 +121,8 @@ pub(super) const PG_LEVEL_4K: i32 = 1;
 /// A fake vCPU's thread: enters the "guest" over and over.
 pub(super) struct FakeVcpu {
     kvm: usize,
+    /// Which of the fake TD's vCPUs it plays.
+    idx: u32,
     pub(super) module: Arc<KBox<TdxModule>>,
     /// 1 + a GPA whose entry the guest keeps locked (a long ACCEPT) until
     /// kicked, or 0.
@@ -140,9 +143,9 @@ pub(super) struct FakeVcpu {
 impl FakeVcpu {
     fn vcpu(&self) -> *mut kvm_vcpu {
         // SAFETY: The fake TD outlives this thread (`FakeTd` stops the
-        // thread before freeing the TD); vCPU 0 exists.
+        // thread before freeing the TD); vCPU `idx` exists.
         unsafe { Td::from_kvm(self.kvm as *mut kvm) }
-            .and_then(|td| td.vcpu(0))
+            .and_then(|td| td.vcpu(self.idx))
             .map_or(core::ptr::null_mut(), Vcpu::as_ptr)
     }
 }
@@ -154,7 +157,7 @@ impl ThreadBody for FakeVcpu {
         while !ctx.should_stop() {
             {
                 let _irqs = IrqsOff::new();
-                // SAFETY: `vcpu` is the fake TD's live vCPU 0.
+                // SAFETY: `vcpu` is a live vCPU of the fake TD.
                 if !unsafe { tsg_fake_vcpu_enter(vcpu) } {
                     self.refused.add(1, Relaxed);
                 } else {
@@ -197,11 +200,13 @@ impl ThreadBody for FakeVcpu {
     }
 }
 
-/// A fake TD, its simulated TDX module, the SEAMCALL redirections and one
-/// fake vCPU on CPU 1.
+/// A fake TD, its simulated TDX module, the SEAMCALL redirections and its
+/// fake vCPUs (one on CPU 1 unless [`FakeTd::with_cpus`] says otherwise).
 pub(super) struct FakeTd {
-    // Dropped in this order: the vCPU thread, the redirections, the TD.
-    vcpu: Option<Thread<FakeVcpu>>,
+    // Dropped in this order: the vCPU threads, the redirections, the TD.
+    vcpus: KVec<Thread<FakeVcpu>>,
+    /// The CPU each vCPU's thread runs on.
+    cpus: KVec<u32>,
     _seamcalls: KVec<Redirect>,
     pub(super) module: Arc<KBox<TdxModule>>,
     pub(super) kvm: *mut kvm,
@@ -209,6 +214,12 @@ pub(super) struct FakeTd {
 
 impl FakeTd {
     pub(super) fn new() -> Result<Self> {
+        Self::with_cpus(&[1])
+    }
+
+    /// A fake TD with one vCPU per CPU in `cpus`, which its thread will run
+    /// on.
+    pub(super) fn with_cpus(cpus: &[u32]) -> Result<Self> {
         // It redirects KVM's SEAMCALL wrappers for every caller.
         super::test_host_check()?;
         let module = Arc::new(
@@ -228,14 +239,16 @@ impl FakeTd {
             )?,
             GFP_KERNEL,
         )?;
-        let cpus = [1u32];
+        let mut cpu_list = KVec::new();
+        cpu_list.extend_from_slice(cpus, GFP_KERNEL)?;
         // SAFETY: `cpus` holds one CPU number per vCPU.
-        let kvm = unsafe { tsg_fake_td_new(1, cpus.as_ptr()) };
+        let kvm = unsafe { tsg_fake_td_new(cpus.len() as u32, cpus.as_ptr()) };
         if kvm.is_null() {
             return Err(ENOMEM);
         }
         let mut this = Self {
-            vcpu: None,
+            vcpus: KVec::new(),
+            cpus: cpu_list,
             _seamcalls: KVec::new(),
             module,
             kvm,
@@ -276,9 +289,14 @@ impl FakeTd {
         unsafe { Td::from_kvm(self.kvm) }.expect("fake TD")
     }
 
-    /// Starts the fake vCPU's thread on CPU 1, hogging `hog` if given.
+    /// Starts vCPU 0's thread, hogging `hog` if given.
     fn start_vcpu(&mut self, hog: Option<u64>, stuck: bool) -> Result<Arc<FakeVcpu>> {
         self.start_vcpu_cycling(hog, stuck, 0, 0)
+    }
+
+    /// Starts the thread of vCPU `idx` on its CPU, hogging `hog` if given.
+    fn start_vcpu_at(&mut self, idx: u32, hog: Option<u64>, stuck: bool) -> Result<Arc<FakeVcpu>> {
+        self.start(idx, hog, stuck, 0, 0)
     }
 
     /// As [`Self::start_vcpu`], the hog holding the entry at most `hold_us`
@@ -291,9 +309,21 @@ impl FakeTd {
         hold_us: u32,
         free_us: u32,
     ) -> Result<Arc<FakeVcpu>> {
+        self.start(0, hog, stuck, hold_us, free_us)
+    }
+
+    fn start(
+        &mut self,
+        idx: u32,
+        hog: Option<u64>,
+        stuck: bool,
+        hold_us: u32,
+        free_us: u32,
+    ) -> Result<Arc<FakeVcpu>> {
         let body = Arc::new(
             FakeVcpu {
                 kvm: self.kvm as usize,
+                idx,
                 module: self.module.clone(),
                 hog: Atomic::new(hog.map_or(0, |g| g + 1)),
                 stuck: Atomic::new(stuck),
@@ -304,17 +334,19 @@ impl FakeTd {
             },
             GFP_KERNEL,
         )?;
-        let cpu = crate::platform::online_cpu(1).ok_or(EINVAL)?;
-        self.vcpu = Some(Thread::spawn(
-            body.clone(),
-            Some(cpu),
-            c"tsg_fake_vcpu/%u",
-            0,
-        )?);
-        if hog.is_some() {
+        let cpu = self
+            .cpus
+            .get(idx as usize)
+            .and_then(|&c| crate::platform::online_cpu(c))
+            .ok_or(EINVAL)?;
+        self.vcpus.push(
+            Thread::spawn(body.clone(), Some(cpu), c"tsg_fake_vcpu/%u", idx)?,
+            GFP_KERNEL,
+        )?;
+        if let Some(gpa) = hog {
             // Wait (bounded) until the guest holds the entry.
             for _ in 0..5000 {
-                if self.module.page_locked(X) {
+                if self.module.page_locked(gpa) {
                     break;
                 }
                 sleep_ms(1);
@@ -434,7 +466,7 @@ pub(super) unsafe fn kvm_unmap_gpa(orig: usize, kvm: *mut kvm, gpa: u64) -> i32 
 
 impl Drop for FakeTd {
     fn drop(&mut self) {
-        self.vcpu.take();
+        self.vcpus.clear();
         self._seamcalls.clear();
         MODULE.store(0, Release);
         // SAFETY: The thread is stopped and no redirection is left: nothing
@@ -692,6 +724,36 @@ fn zero_step_run(policy: Policy) -> Result<ZeroStepSeen> {
         bugged,
         events,
     })
+}
+
+/// A kthread that maps one page of a fake TD once `go` is set, and keeps
+/// what KVM's function returned.
+struct OneMap {
+    kvm: usize,
+    orig: usize,
+    gpa: u64,
+    go: Arc<Atomic<bool>>,
+    ret: Atomic<i32>,
+    done: Atomic<bool>,
+}
+
+impl ThreadBody for OneMap {
+    fn run(&self, ctx: &ThreadCtx) {
+        while !self.go.load(Acquire) {
+            if ctx.should_stop() {
+                return;
+            }
+            cpu_relax();
+        }
+        // SAFETY: The fake TD outlives this thread (the test stops it
+        // first); `orig` is KVM's function; each thread maps its own page.
+        let r = unsafe { kvm_map_gpa(self.orig, self.kvm as *mut kvm, self.gpa) };
+        self.ret.store(r, Relaxed);
+        self.done.store(true, Release);
+        while !ctx.should_stop() {
+            ctx.pause();
+        }
+    }
 }
 
 /// A kthread that maps and unmaps one page of a fake TD through KVM's
@@ -1095,6 +1157,79 @@ mod tests {
         assert_eq!(failed, 0);
         assert!(maps_hooked > 0);
         assert!(detached_cleanly);
+        Ok(())
+    }
+
+    /// Two maps in one VM meet busy at once: both raise KVM's gate (it
+    /// counts two kickers), kick the two vCPUs (on CPUs 2 and 3, slow to
+    /// take the IPI), and succeed on their one retry; the gate comes down
+    /// after the last of them.
+    #[test]
+    fn two_kickers_share_the_gate() -> Result {
+        use super::super::executor::MAX_KICKERS;
+        let (rets, max_kickers, retries, stops, gate_up_after) = {
+            MAX_KICKERS.store(0, Relaxed);
+            let backend = attach(1_000_000).map_err(Unavailable::errno)?;
+            let mut td = FakeTd::with_cpus(&[2, 3])?;
+            let orig = hooks::lookup(TARGET).ok_or(ENOENT)?;
+            let pages = [X + 0x1000, X + 0x2000];
+            // Each vCPU hogs one page, deaf to kicks for a while.
+            td.start_vcpu_at(0, Some(pages[0]), true)?;
+            td.start_vcpu_at(1, Some(pages[1]), true)?;
+            let go = Arc::new(Atomic::new(false), GFP_KERNEL)?;
+            let mut bodies = KVec::new();
+            let mut threads = KVec::new();
+            for (i, (gpa, cpu)) in pages.into_iter().zip([0u32, 1]).enumerate() {
+                let body = Arc::new(
+                    OneMap {
+                        kvm: td.kvm as usize,
+                        orig,
+                        gpa,
+                        go: go.clone(),
+                        ret: Atomic::new(i32::MIN),
+                        done: Atomic::new(false),
+                    },
+                    GFP_KERNEL,
+                )?;
+                let cpu = crate::platform::online_cpu(cpu).ok_or(EINVAL)?;
+                threads.push(
+                    Thread::spawn(body.clone(), Some(cpu), c"tsg_kicker/%u", i as u32)?,
+                    GFP_KERNEL,
+                )?;
+                bodies.push(body, GFP_KERNEL)?;
+            }
+            go.store(true, Release);
+            for _ in 0..10_000 {
+                if bodies.iter().all(|b| b.done.load(Acquire)) {
+                    break;
+                }
+                sleep_ms(1);
+            }
+            let rets = [bodies[0].ret.load(Relaxed), bodies[1].ret.load(Relaxed)];
+            let retries = total(&backend, "retries");
+            let stops = backend.state.attach.kvm_vm_stops.get();
+            let gate_up_after = td.td().wait_for_sept_zap();
+            drop(threads);
+            drop(td);
+            (
+                rets,
+                MAX_KICKERS.load(Relaxed),
+                retries,
+                stops,
+                gate_up_after,
+            )
+        };
+        pr_info!(
+            "two kickers: returned {:?}, at most {} kickers held the gate, {} retries\n",
+            rets,
+            max_kickers,
+            retries
+        );
+        assert_eq!(rets, [0, 0]);
+        assert_eq!(max_kickers, 2);
+        assert_eq!(retries, 2);
+        assert_eq!(stops, 0);
+        assert!(!gate_up_after);
         Ok(())
     }
 
