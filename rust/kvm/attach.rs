@@ -22,7 +22,6 @@ use kernel::{
     prelude::*,
     sync::{
         atomic::{
-            Acquire,
             Atomic,
             Full,
             Release, //
@@ -143,8 +142,6 @@ pub(super) static ACTIVE: Atomic<usize> = Atomic::new(0);
 /// set of probes and one per-VM table, so a second attach must fail before
 /// it makes (and, failing, drops) a state of its own.
 pub(super) const CLAIMED: usize = 1;
-/// Hook calls in progress.
-pub(super) static IN_FLIGHT: Atomic<u64> = Atomic::new(0);
 
 /// The probes, removed in [`KvmBackend::drop`] before [`ACTIVE`] is
 /// cleared.
@@ -277,12 +274,11 @@ impl Drop for KvmBackend {
         self.owner_watch.take();
         self.redirect.disable();
         // Every call into the replacement runs under `mmu_lock`, a spinning
-        // lock, so with preemption off: after a grace period none is left.
-        // The count double-checks it.
+        // lock (PREEMPT_RT is refused), so with preemption off, which is an
+        // RCU read-side section: after a grace period none is left. (No
+        // counter of calls in flight: it would be a write to one shared
+        // cache line on every map of every TD.)
         hooks::synchronize_rcu();
-        while IN_FLIGHT.load(Acquire) != 0 {
-            hooks::synchronize_rcu();
-        }
         // Removing a probe waits for its handlers in progress; only then may
         // `ACTIVE` go, and the state with it.
         self.probes.take();

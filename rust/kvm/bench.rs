@@ -36,17 +36,19 @@
 
 use kernel::macros::kunit_tests;
 
-use super::kunit::{
-    attach,
-    kvm_map_x,
-    kvm_unmap_x,
+use super::bindings::ffi::{
     tsg_fake_nonpresent_spte,
     tsg_fake_present_leaf_spte,
     tsg_fake_td_read_lock,
     tsg_fake_td_read_unlock,
     tsg_fake_td_set_private_spte,
     tsg_fake_td_write_lock,
-    tsg_fake_td_write_unlock,
+    tsg_fake_td_write_unlock, //
+};
+use super::kunit::{
+    attach,
+    kvm_map_x,
+    kvm_unmap_x,
     FakeTd,
     FakeVcpu,
     PG_LEVEL_4K,

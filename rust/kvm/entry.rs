@@ -6,8 +6,7 @@
 
 use super::attach::{
     ACTIVE,
-    CLAIMED,
-    IN_FLIGHT, //
+    CLAIMED, //
 };
 use super::bindings::{
     kvm,
@@ -22,13 +21,7 @@ use crate::policy::{
     Status, //
 };
 use core::ffi::c_int;
-use kernel::{
-    prelude::*,
-    sync::atomic::{
-        Acquire,
-        Full, //
-    },
-};
+use kernel::{prelude::*, sync::atomic::Acquire};
 
 /// The attached backend's state, if any.
 ///
@@ -59,10 +52,9 @@ unsafe extern "C" fn tsg_kvm_set_private_spte(
     new: u64,
     level: c_int,
 ) -> c_int {
-    IN_FLIGHT.fetch_add(1, Full);
     // SAFETY: KVM passes a live TD (the caller's contract).
     let td = unsafe { Td::from_kvm(kvm) };
-    let ret = match (td, active()) {
+    match (td, active()) {
         (Some(td), Some(backend)) => {
             if hooks::is_shadow_present(old) {
                 backend.attach.kvm_unmap_calls.add(1);
@@ -74,9 +66,7 @@ unsafe extern "C" fn tsg_kvm_set_private_spte(
         }
         // Cannot happen: no redirection without a backend.
         _ => EIO.to_errno(),
-    };
-    IN_FLIGHT.fetch_sub(1, Full);
-    ret
+    }
 }
 
 /// A kretprobe saw an unmap-leaf SEAMCALL wrapper return `raw`
