@@ -1089,11 +1089,13 @@ mod tests {
 
     /// Three tasks map and zap pages of one TD at once (maps under the read
     /// side of `mmu_lock`, KVM's zaps under the write side), while the hook
-    /// attaches and detaches under them: every call succeeds, the hook ran
-    /// while it was attached, and detaching leaves no call behind.
+    /// attaches and detaches under them: every call succeeds and the hook
+    /// ran while it was attached. (Detaching removes ftrace ops, which waits
+    /// for an RCU-tasks grace period: the mappers, never sleeping, may well
+    /// finish first. The harness fails the boot on any splat.)
     #[test]
     fn maps_and_zaps_race_and_detach_under_them() -> Result {
-        let (rounds, done, failed, maps_hooked, detached_cleanly) = {
+        let (rounds, done, failed, maps_hooked) = {
             let td = FakeTd::new()?;
             let orig = hooks::lookup(TARGET).ok_or(ENOENT)?;
             let rounds = 150;
@@ -1131,9 +1133,6 @@ mod tests {
             }
             let maps_hooked = backend.state.attach.kvm_map_calls.get();
             drop(backend);
-            // Detached, and the redirect is gone: the mappers' next calls
-            // reach KVM's own function.
-            let after_detach = progress(&bodies);
             for _ in 0..20_000 {
                 if progress(&bodies) == 3 * rounds {
                     break;
@@ -1142,14 +1141,7 @@ mod tests {
             }
             drop(threads);
             let failed = bodies.iter().map(|m| m.failed.load(Relaxed)).sum::<u32>();
-            let detached_cleanly = progress(&bodies) > after_detach;
-            (
-                rounds,
-                progress(&bodies),
-                failed,
-                maps_hooked,
-                detached_cleanly,
-            )
+            (rounds, progress(&bodies), failed, maps_hooked)
         };
         pr_info!(
             "racing mappers: {} rounds done, {} failed, {} maps through the hook\n",
@@ -1160,7 +1152,6 @@ mod tests {
         assert_eq!(done, 3 * rounds);
         assert_eq!(failed, 0);
         assert!(maps_hooked > 0);
-        assert!(detached_cleanly);
         Ok(())
     }
 
