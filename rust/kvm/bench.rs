@@ -49,6 +49,7 @@ use super::kunit::{
     attach,
     kvm_map_x,
     kvm_unmap_x,
+    total,
     FakeTd,
     FakeVcpu,
     PG_LEVEL_4K,
@@ -58,11 +59,9 @@ use super::kunit::{
 use super::{
     bindings::kvm,
     hooks,
-    KvmBackend,
     Unavailable,
     TARGET, //
 };
-use crate::platform::sync::KCounter;
 use crate::platform::thread::{
     run_on_cpu,
     sleep_ms,
@@ -72,8 +71,7 @@ use crate::platform::thread::{
 };
 use crate::policy::{
     CounterCell,
-    CounterTable,
-    Counters, //
+    CounterTable, //
 };
 use kernel::{
     alloc::KVVec,
@@ -272,16 +270,6 @@ fn mean(v: &[u64]) -> u64 {
     }
 }
 
-/// A policy counter of the backend, over every VM.
-fn policy_counter(b: &KvmBackend, name: &str) -> u64 {
-    let totals = b.state.vms.totals(&b.state.counters);
-    Counters::<KCounter>::COUNTERS
-        .iter()
-        .position(|d| d.name == name)
-        .and_then(|i| totals.get(i).copied())
-        .unwrap_or(0)
-}
-
 /// One contended row's line, and what the sanity checks need.
 struct Row {
     failed: u32,
@@ -302,7 +290,7 @@ fn contended_row(hook: bool) -> Result<Row> {
     let kicks_seen = vcpu.kicks_seen.load(Relaxed);
     let (kicks, stops) = match &backend {
         Some(b) => (
-            policy_counter(b, "kicks"),
+            total(b, "kicks"),
             b.state
                 .attach
                 .counter("kvm_vm_stops")

@@ -645,7 +645,7 @@ fn lines_of(events: &[u8], prefix: &[u8]) -> Result<KVec<u8>> {
 
 /// The total of the policy counter `name` over every VM, as `stats` shows
 /// it.
-fn total(b: &KvmBackend, name: &str) -> u64 {
+pub(super) fn total(b: &KvmBackend, name: &str) -> u64 {
     let totals = b.state.vms.totals(&b.state.counters);
     Counters::<KCounter>::COUNTERS
         .iter()
@@ -668,17 +668,7 @@ struct ZeroStepSeen {
 /// under `policy`: a busy entry, a fault on X, six faults on X + 4K, a clean
 /// exit, one more fault there, then seven faults on X + 8K.
 fn zero_step_run(policy: Policy) -> Result<ZeroStepSeen> {
-    let read = |b: &KvmBackend| {
-        let totals = b.state.vms.totals(&b.state.counters);
-        let get = |name: &str| {
-            Counters::<KCounter>::COUNTERS
-                .iter()
-                .position(|d| d.name == name)
-                .and_then(|i| totals.get(i).copied())
-                .unwrap_or(u64::MAX)
-        };
-        (get("zero_step_events"), get("kicks"))
-    };
+    let read = |b: &KvmBackend| (total(b, "zero_step_events"), total(b, "kicks"));
     let backend = attach_with(100_000, policy).map_err(Unavailable::errno)?;
     let mut td = FakeTd::new()?;
     let _vcpu = td.start_vcpu(None, false)?;
@@ -959,14 +949,7 @@ mod tests {
             let td = FakeTd::new()?;
             td.module.set_stuck_busy(true);
             let first = td.map_x()?.0;
-            let read = |name| {
-                let totals = backend.state.vms.totals(&backend.state.counters);
-                Counters::<KCounter>::COUNTERS
-                    .iter()
-                    .position(|d| d.name == name)
-                    .and_then(|i| totals.get(i).copied())
-                    .unwrap_or(u64::MAX)
-            };
+            let read = |name| total(&backend, name);
             let before = (read("seamcalls"), read("kicks"), SEAMCALLS.load(Relaxed));
             let (second, took_ms) = td.map_x()?;
             let after = (read("seamcalls"), read("kicks"), SEAMCALLS.load(Relaxed));
