@@ -790,6 +790,22 @@ impl ThreadBody for Mapper {
     }
 }
 
+/// Starts `body` in a kthread bound to CPU `cpu` (named by `name`), keeping
+/// the thread in `threads` and the body, to watch it, in `bodies`.
+fn start_bound<T: ThreadBody>(
+    body: T,
+    cpu: u32,
+    name: &'static CStr,
+    bodies: &mut KVec<Arc<T>>,
+    threads: &mut KVec<Thread<T>>,
+) -> Result {
+    let body = Arc::new(body, GFP_KERNEL)?;
+    let cpu = crate::platform::online_cpu(cpu).ok_or(EINVAL)?;
+    threads.push(Thread::spawn(body.clone(), Some(cpu), name, 0)?, GFP_KERNEL)?;
+    bodies.push(body, GFP_KERNEL)?;
+    Ok(())
+}
+
 #[kunit_tests(tdx_sept_guard_kvm)]
 mod tests {
     use super::*;
@@ -1100,25 +1116,17 @@ mod tests {
             let mut threads = KVec::new();
             let backend = attach(100_000).map_err(Unavailable::errno)?;
             for (i, cpu) in [0u32, 2, 3].into_iter().enumerate() {
-                let body = Arc::new(
-                    Mapper {
-                        kvm: td.kvm as usize,
-                        orig,
-                        gpa: X + 0x1000 * (i as u64 + 1),
-                        rounds,
-                        hold: hold.clone(),
-                        parked: Atomic::new(false),
-                        done: Atomic::new(0),
-                        failed: Atomic::new(0),
-                    },
-                    GFP_KERNEL,
-                )?;
-                let cpu = crate::platform::online_cpu(cpu).ok_or(EINVAL)?;
-                threads.push(
-                    Thread::spawn(body.clone(), Some(cpu), c"tsg_mapper/%u", i as u32)?,
-                    GFP_KERNEL,
-                )?;
-                bodies.push(body, GFP_KERNEL)?;
+                let mapper = Mapper {
+                    kvm: td.kvm as usize,
+                    orig,
+                    gpa: X + 0x1000 * (i as u64 + 1),
+                    rounds,
+                    hold: hold.clone(),
+                    parked: Atomic::new(false),
+                    done: Atomic::new(0),
+                    failed: Atomic::new(0),
+                };
+                start_bound(mapper, cpu, c"tsg_mapper/%u", &mut bodies, &mut threads)?;
             }
             let progress =
                 |b: &KVec<Arc<Mapper>>| b.iter().map(|m| m.done.load(Relaxed)).sum::<u32>();
@@ -1184,24 +1192,16 @@ mod tests {
             let go = Arc::new(Atomic::new(false), GFP_KERNEL)?;
             let mut bodies = KVec::new();
             let mut threads = KVec::new();
-            for (i, (gpa, cpu)) in pages.into_iter().zip([0u32, 1]).enumerate() {
-                let body = Arc::new(
-                    OneMap {
-                        kvm: td.kvm as usize,
-                        orig,
-                        gpa,
-                        go: go.clone(),
-                        ret: Atomic::new(i32::MIN),
-                        done: Atomic::new(false),
-                    },
-                    GFP_KERNEL,
-                )?;
-                let cpu = crate::platform::online_cpu(cpu).ok_or(EINVAL)?;
-                threads.push(
-                    Thread::spawn(body.clone(), Some(cpu), c"tsg_kicker/%u", i as u32)?,
-                    GFP_KERNEL,
-                )?;
-                bodies.push(body, GFP_KERNEL)?;
+            for (gpa, cpu) in pages.into_iter().zip([0u32, 1]) {
+                let kicker = OneMap {
+                    kvm: td.kvm as usize,
+                    orig,
+                    gpa,
+                    go: go.clone(),
+                    ret: Atomic::new(i32::MIN),
+                    done: Atomic::new(false),
+                };
+                start_bound(kicker, cpu, c"tsg_kicker/%u", &mut bodies, &mut threads)?;
             }
             go.store(true, Release);
             for _ in 0..10_000 {
