@@ -2,7 +2,7 @@
 
 //! KVM's internal TDX types, as bindgen generates them at build time from
 //! the headers of the kernel tree the module is built against
-//! (`scripts/kvm-bindgen.sh`, driven by `rust/Kbuild`). Only this module
+//! (`scripts/bindgen.sh`, driven by `rust/Kbuild`). Only this module
 //! touches the generated code; the rest of the backend uses [`Td`] and
 //! [`Vcpu`], which read the few fields it needs.
 //!

@@ -3,7 +3,7 @@
  * The KVM backend's C side: what Rust cannot do or reach for an out-of-tree
  * module (kprobe symbol lookup, ftrace function redirection, KVM's macros
  * and static inlines). bindgen generates the Rust declarations from this
- * header at build time (rust/kvm/bindings.h, scripts/kvm-bindgen.sh).
+ * header at build time (rust/kvm/bindings.h, scripts/bindgen.sh).
  */
 #ifndef TDX_SEPT_GUARD_KVM_HELPERS_H
 #define TDX_SEPT_GUARD_KVM_HELPERS_H

@@ -1,0 +1,63 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Generates the Rust declarations of the module's C side from its headers,
+# against the kernel tree the module is built against. Called by rust/Kbuild:
+#
+#   scripts/bindgen.sh SET OBJTREE SRCTREE HEADER OUT
+#
+# SET is what to generate from HEADER:
+#
+# - kvm: the KVM backend's bindings to KVM's internal TDX types (struct
+#   kvm_tdx, vcpu_tdx, kvm, kvm_vcpu) and the declarations of its own C
+#   functions (rust/kvm/bindings.h: kvm_internal.h and helpers.h), for
+#   rust/kvm/bindings.rs.
+#
+# It runs bindgen with the very flags the kernel used for its own bindings
+# (saved by Kbuild in OBJTREE/rust/bindings/.bindings_generated.rs.cmd), so
+# the layout is the kernel's. bindgen's layout tests stay on: they become
+# compile-time assertions, and a mismatch fails the build, not the host.
+set -euo pipefail
+
+set=$1 objtree=$2 srctree=$3 header=$4 out=$5
+cmdfile=$objtree/rust/bindings/.bindings_generated.rs.cmd
+[ -f "$cmdfile" ] || {
+	echo "bindgen.sh: $cmdfile is missing: KDIR must be a full Rust-enabled build tree" >&2
+	exit 1
+}
+# Everything after " -- " up to the first ";" are the C flags; drop the
+# dependency-file and module-name flags of the kernel's own invocation.
+flags=$(sed -n 's/^savedcmd_[^ ]* := .* -- //p' "$cmdfile" |
+	sed 's/ ;.*//; s/-Wp,-MMD,[^ ]*//; s/-DKBUILD_[A-Z]*=[^ ]*//g; s/-D__KBUILD_MODNAME=[^ ]*//')
+[ -n "$flags" ] || { echo "bindgen.sh: no bindgen flags in $cmdfile" >&2; exit 1; }
+header=$(realpath "$header")
+out=$(realpath -m "$out")
+
+case $set in
+kvm)
+	# Types the backend only holds by pointer or never touches are opaque:
+	# their size and alignment are kept, their insides are not generated.
+	opaque='kvm_arch|kvm_vcpu_arch|kvm_vcpu_stat|kvm_vm_stat|vcpu_vt|tdx_module_args|tdx_td|tdx_vp'
+	opaque+='|mutex|srcu_struct|xarray|rwlock_t|spinlock_t|spinlock|raw_spinlock|rcuwait|preempt_notifier'
+	opaque+='|kvm_memslots|kvm_io_bus|mmu_notifier|kvm_dirty_ring|kvm_mmu_memory_cache|hlist_head'
+	opaque+='|list_head|wait_queue_head|kvm_memory_slot|rcu_head|work_struct|kvm_stat_data|kvm_run'
+	opaque+='|task_struct|pid|file|dentry|misc_cg|mm_struct|kvm_stats_desc|kvm_coalesced_mmio_ring'
+	opaque+='|refcount_struct|kvm_irq_routing_table|notifier_block|kvm_page_fault|kvm_gfn_range'
+	opaque+='|gfn_to_pfn_cache|hrtimer|irq_work|kvm_mmio_fragment|wait_queue_entry|kvm_dirty_gfn'
+	opaque+='|.*_ops|kvm_stat.*|kvm_io_device|.*cgroup.*|seqcount.*|rb_root.*|kref|kvm_sigset'
+	opaque+='|pid_namespace|user_namespace|ns_common.*'
+	args=(--allowlist-type 'kvm_tdx|vcpu_tdx' --allowlist-var 'TD_STATE_.*'
+		--allowlist-function 'tsg_.*' --opaque-type "$opaque")
+	cflags=(-I"$srctree/arch/x86/kvm" -I"$srctree/arch/x86/kvm/vmx")
+	;;
+*)
+	echo "bindgen.sh: unknown set '$set'" >&2
+	exit 1
+	;;
+esac
+
+# shellcheck disable=SC2086
+cd "$objtree" && "${BINDGEN:-bindgen}" "$header" \
+	--use-core --ctypes-prefix ffi --rust-target 1.85 --no-doc-comments \
+	"${args[@]}" \
+	-o "$out" -- $flags -DKBUILD_MODNAME='"tdx_sept_guard"' "${cflags[@]}"
