@@ -12,6 +12,11 @@
 #   kvm_tdx, vcpu_tdx, kvm, kvm_vcpu) and the declarations of its own C
 #   functions (rust/kvm/bindings.h: kvm_internal.h and helpers.h), for
 #   rust/kvm/bindings.rs.
+# - platform: the declarations of the platform's C functions and the types
+#   they share with Rust (rust/platform/helpers.h), for rust/platform/ffi.rs.
+#   The kernel's types they take are left to the kernel crate's bindings
+#   (kernel::bindings), which the including module imports: one Rust type
+#   for each kernel type.
 #
 # It runs bindgen with the very flags the kernel used for its own bindings
 # (saved by Kbuild in OBJTREE/rust/bindings/.bindings_generated.rs.cmd), so
@@ -50,8 +55,15 @@ kvm)
 		--allowlist-function 'tsg_.*' --opaque-type "$opaque")
 	cflags=(-I"$srctree/arch/x86/kvm" -I"$srctree/arch/x86/kvm/vmx")
 	;;
+platform)
+	# The kernel's types, by the kernel crate's names: not generated here.
+	kernel_types='dentry|lock_class_key|rwlock|rwlock_t|seq_file|task_struct|workqueue_struct'
+	args=(--allowlist-function 'tsg_.*' --allowlist-type 'tsg_.*'
+		--blocklist-type "$kernel_types")
+	cflags=()
+	;;
 *)
-	echo "bindgen.sh: unknown set '$set'" >&2
+	echo "bindgen.sh: unknown set '$set' (kvm or platform)" >&2
 	exit 1
 	;;
 esac

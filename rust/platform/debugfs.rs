@@ -11,47 +11,26 @@
 //! module cannot be unloaded, exactly as for a C module's debugfs files, and
 //! an open that races with `rmmod` fails cleanly with `ENXIO`.
 
-use core::ffi::{
-    c_int,
-    c_void, //
+use super::ffi::{
+    tsg_debugfs_create_dir,
+    tsg_debugfs_create_file,
+    tsg_debugfs_file,
+    tsg_debugfs_remove, //
 };
 use core::fmt;
 use core::marker::PhantomPinned;
 use kernel::{
     bindings,
-    ffi::c_char,
+    ffi::{
+        c_char,
+        c_int,
+        c_void, //
+    },
     prelude::*,
     seq_file::SeqFile,
     sync::Arc,
     types::Opaque, //
 };
-
-/// A `struct dentry`, only ever handled by pointer.
-#[repr(C)]
-struct Dentry {
-    _opaque: [u8; 0],
-}
-
-type ShowCallback = unsafe extern "C" fn(*mut bindings::seq_file, *const c_void) -> c_int;
-type WriteCallback = unsafe extern "C" fn(*const c_void, *const c_char, usize) -> c_int;
-
-/// `struct tsg_debugfs_file` of `helpers.h`.
-#[repr(C)]
-struct RawFile {
-    show: Option<ShowCallback>,
-    write: Option<WriteCallback>,
-    data: *const c_void,
-}
-
-extern "C" {
-    fn tsg_debugfs_create_dir(name: *const c_char, parent: *mut Dentry) -> *mut Dentry;
-    fn tsg_debugfs_create_file(
-        name: *const c_char,
-        parent: *mut Dentry,
-        file: *mut RawFile,
-    ) -> *mut Dentry;
-    fn tsg_debugfs_remove(dentry: *mut Dentry);
-}
 
 /// A debugfs directory. Files and subdirectories hold an [`Arc`] of their
 /// parent, so a directory is removed only after everything in it.
@@ -62,7 +41,7 @@ extern "C" {
 /// debugfs is unavailable, which every debugfs call accepts) and is removed
 /// only in `drop`.
 pub(crate) struct Dir {
-    dentry: *mut Dentry,
+    dentry: *mut bindings::dentry,
     _parent: Option<Arc<Dir>>,
 }
 
@@ -116,8 +95,8 @@ pub(crate) type WriteFn<T> = fn(&T, &[u8]) -> Result;
 /// removed in `drop` before anything is freed.
 #[pin_data(PinnedDrop)]
 pub(crate) struct File<T: Send + Sync> {
-    raw: Opaque<RawFile>,
-    dentry: *mut Dentry,
+    raw: Opaque<tsg_debugfs_file>,
+    dentry: *mut bindings::dentry,
     data: T,
     show: Option<ShowFn<T>>,
     write: Option<WriteFn<T>>,
@@ -142,6 +121,8 @@ impl<T> core::fmt::Display for Shown<'_, T> {
     }
 }
 
+/// `show` of `struct tsg_debugfs_file`.
+///
 /// # Safety
 ///
 /// `data` is the `raw.data` of a live `File<T>` and `m` a live `seq_file`.
@@ -161,6 +142,8 @@ unsafe extern "C" fn show_callback<T: Send + Sync>(
     0
 }
 
+/// `write` of `struct tsg_debugfs_file`.
+///
 /// # Safety
 ///
 /// `data` is the `raw.data` of a live `File<T>`; `buf` holds `len` bytes.
@@ -207,11 +190,10 @@ impl<T: Send + Sync> File<T> {
         // SAFETY: Only fields that are not structurally pinned are written;
         // the `File` itself stays where it is.
         let this = unsafe { file.as_mut().get_unchecked_mut() };
-        let show_fn: ShowCallback = show_callback::<T>;
-        let write_fn: WriteCallback = write_callback::<T>;
-        let raw = RawFile {
-            show: show.map(|_| show_fn),
-            write: write.map(|_| write_fn),
+        // The callbacks coerce to the fields' types, as bindgen declared them.
+        let raw = tsg_debugfs_file {
+            show: show.and(Some(show_callback::<T>)),
+            write: write.and(Some(write_callback::<T>)),
             data: core::ptr::from_ref::<Self>(this).cast(),
         };
         // SAFETY: `raw` is valid for writes and nobody reads it yet.

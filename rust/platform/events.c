@@ -11,6 +11,8 @@
 #include <linux/spinlock.h>
 #include <linux/string.h>
 
+#include "helpers.h"
+
 #define CREATE_TRACE_POINTS
 #include "events.h"
 

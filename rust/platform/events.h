@@ -7,31 +7,15 @@
  * do (drivers/android/binder/rust_binder_events.h). The kernel crate's
  * declare_trace! calls the tracepoints through the kernel's own bindings,
  * which an out-of-tree module cannot extend, so events.c defines one small
- * wrapper per event and rust/platform/trace.rs calls those. This file is
- * also read by <trace/define_trace.h> (TRACE_INCLUDE_PATH below), so the
- * events part is outside the usual include guard's reach.
+ * wrapper per event (declared in helpers.h) and rust/platform/trace.rs
+ * calls those. <trace/define_trace.h> reads this file again
+ * (TRACE_INCLUDE_PATH below), which its guard lets through
+ * (TRACE_HEADER_MULTI_READ).
  *
  * vm is the module's own number for the VM (rust/platform/trace.rs), not a
  * pointer. leaf is the SEAMCALL leaf number (TDH_* from
  * arch/x86/virt/vmx/tdx/tdx.h), shown by its name.
  */
-
-#ifndef _TDX_SEPT_GUARD_EVENTS_API_H
-#define _TDX_SEPT_GUARD_EVENTS_API_H
-
-#include <linux/types.h>
-
-/* The wrappers Rust calls; declared again in rust/platform/trace.rs. */
-void tsg_trace_kick(u64 vm, u32 kicked, u64 wait_ns, bool ok);
-void tsg_trace_retry(u64 vm, u32 leaf, u64 gpa, u8 level, u64 status, u32 tries);
-void tsg_trace_zero_step(u64 vm, u32 vcpu, u64 gpa);
-void tsg_trace_vm_stop(u64 vm, u32 leaf, u64 status, const char *reason);
-
-/* For the KUnit suites (events.c): the events as text, without tracefs. */
-int tsg_trace_record_start(u64 vm);
-void tsg_trace_record_stop(char *buf, size_t size);
-
-#endif
 
 #undef TRACE_SYSTEM
 #ifdef TSG_TRACE_SYSTEM

@@ -3,9 +3,11 @@
  * The kernel services tdx_sept_guard.ko needs that Rust-for-Linux has no
  * abstraction for (yet): string module parameters, kthreads, asynchronous
  * cross-CPU calls with acknowledgements, local interrupt control, rwlock_t,
- * and debugfs files whose file_operations pin the module while open.
- * Declared again, by hand, in the rust/platform/ modules that use them;
- * keep both in sync.
+ * and debugfs files whose file_operations pin the module while open; and
+ * the wrappers that fire the trace events (events.c). This header declares
+ * every C function of rust/platform/ (helpers.c, params.c, events.c), and
+ * each of those files includes it: bindgen generates the Rust declarations
+ * from it at build time (scripts/bindgen.sh, rust/platform/ffi.rs).
  */
 #ifndef TDX_SEPT_GUARD_HELPERS_H
 #define TDX_SEPT_GUARD_HELPERS_H
@@ -20,6 +22,7 @@ struct tsg_ipi_set;
 struct workqueue_struct;
 typedef struct rwlock rwlock_t;
 
+/* params.c: linked into the shipped module only. */
 const char *tsg_version(void);
 const char *tsg_mode_param(void);
 const char *tsg_policy_param(void);
@@ -45,6 +48,8 @@ struct tsg_ipi_set *tsg_ipi_set_alloc(unsigned int nr, bool atomic);
 int tsg_ipi_send(struct tsg_ipi_set *set, unsigned int slot, unsigned int cpu);
 bool tsg_ipi_acked(struct tsg_ipi_set *set, unsigned int slot);
 void tsg_ipi_set_free(struct tsg_ipi_set *set);
+
+/* For the KUnit suites. */
 bool tsg_debug_locks(void);
 
 /*
@@ -68,5 +73,15 @@ void tsg_debugfs_remove(struct dentry *dentry);
 
 struct workqueue_struct *tsg_workqueue_alloc(const char *name);
 void tsg_workqueue_destroy(struct workqueue_struct *wq);
+
+/* The trace events' wrappers (events.c, the events in events.h). */
+void tsg_trace_kick(u64 vm, u32 kicked, u64 wait_ns, bool ok);
+void tsg_trace_retry(u64 vm, u32 leaf, u64 gpa, u8 level, u64 status, u32 tries);
+void tsg_trace_zero_step(u64 vm, u32 vcpu, u64 gpa);
+void tsg_trace_vm_stop(u64 vm, u32 leaf, u64 status, const char *reason);
+
+/* For the KUnit suites: the events as text, without tracefs (events.c). */
+int tsg_trace_record_start(u64 vm);
+void tsg_trace_record_stop(char *buf, size_t size);
 
 #endif

@@ -3,9 +3,12 @@
 //! Asynchronous cross-CPU calls with acknowledgements, one slot per vCPU: the
 //! kick that a kicker can wait for against its own deadline.
 
-use core::ffi::{
-    c_int,
-    c_uint, //
+use super::ffi::{
+    tsg_ipi_acked,
+    tsg_ipi_send,
+    tsg_ipi_set,
+    tsg_ipi_set_alloc,
+    tsg_ipi_set_free, //
 };
 use core::ptr::NonNull;
 use kernel::{
@@ -14,25 +17,13 @@ use kernel::{
     prelude::*, //
 };
 
-#[repr(C)]
-struct IpiSetRaw {
-    _opaque: [u8; 0],
-}
-
-extern "C" {
-    fn tsg_ipi_set_alloc(nr: c_uint, atomic: bool) -> *mut IpiSetRaw;
-    fn tsg_ipi_send(set: *mut IpiSetRaw, slot: c_uint, cpu: c_uint) -> c_int;
-    fn tsg_ipi_acked(set: *mut IpiSetRaw, slot: c_uint) -> bool;
-    fn tsg_ipi_set_free(set: *mut IpiSetRaw);
-}
-
 /// `nr` slots, each an asynchronous cross-CPU call and its pending flag.
 ///
 /// # Invariants
 ///
 /// `raw` came from `tsg_ipi_set_alloc()` and is freed only in `drop`.
 pub(crate) struct IpiSet {
-    raw: NonNull<IpiSetRaw>,
+    raw: NonNull<tsg_ipi_set>,
 }
 
 // SAFETY: The C side synchronises the slots with atomics; the set itself is

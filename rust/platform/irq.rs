@@ -2,13 +2,12 @@
 
 //! Sections with local interrupts disabled.
 
-use core::ffi::c_ulong;
+use super::ffi::{
+    tsg_local_irq_restore,
+    tsg_local_irq_save, //
+};
 use core::marker::PhantomData;
-
-extern "C" {
-    fn tsg_local_irq_save() -> c_ulong;
-    fn tsg_local_irq_restore(flags: c_ulong);
-}
+use kernel::ffi::c_ulong;
 
 /// Local interrupts disabled for the lifetime of the guard.
 ///

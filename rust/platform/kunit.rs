@@ -8,6 +8,7 @@ use kernel::macros::kunit_tests;
 #[kunit_tests(tdx_sept_guard_platform)]
 mod tests {
     use crate::platform::{
+        ffi::tsg_debug_locks,
         ipi::IpiSet,
         irq::IrqsOff,
         num_online_cpus, online_cpu,
@@ -36,10 +37,6 @@ mod tests {
             Monotonic, //
         },
     };
-
-    extern "C" {
-        fn tsg_debug_locks() -> bool;
-    }
 
     /// Whether lockdep is still checking: it turns itself off at its first
     /// report, so a test that starts with it on and ends with it off caused

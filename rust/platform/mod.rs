@@ -8,11 +8,13 @@
 //! ([`param`]) and the trace events ([`trace`]).
 //!
 //! Where Rust-for-Linux has no abstraction the work is done by small C
-//! functions in `helpers.c` (`events.c` for the trace events); the `unsafe`
-//! calls into them stay in this directory, behind safe wrappers that are
-//! sound whoever calls them.
+//! functions in `helpers.c` (`events.c` for the trace events), declared in
+//! `helpers.h`, from which bindgen generates their Rust declarations
+//! ([`ffi`]); the `unsafe` calls into them stay in this directory, behind
+//! safe wrappers that are sound whoever calls them.
 
 pub(crate) mod debugfs;
+mod ffi;
 pub(crate) mod ipi;
 pub(crate) mod irq;
 #[cfg(tsg_tests)]
@@ -27,19 +29,13 @@ pub(crate) mod workqueue;
 
 /// Number of online CPUs.
 pub(crate) fn num_online_cpus() -> u32 {
-    extern "C" {
-        fn tsg_num_online_cpus() -> core::ffi::c_uint;
-    }
     // SAFETY: No preconditions.
-    unsafe { tsg_num_online_cpus() }
+    unsafe { ffi::tsg_num_online_cpus() }
 }
 
 /// `cpu` if it is a valid, online CPU.
 pub(crate) fn online_cpu(cpu: u32) -> Option<kernel::cpu::CpuId> {
-    extern "C" {
-        fn tsg_cpu_online(cpu: core::ffi::c_uint) -> bool;
-    }
     // SAFETY: The C side checks `cpu` against `nr_cpu_ids` first.
-    let online = unsafe { tsg_cpu_online(cpu) };
+    let online = unsafe { ffi::tsg_cpu_online(cpu) };
     online.then(|| kernel::cpu::CpuId::from_u32(cpu)).flatten()
 }

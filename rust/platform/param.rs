@@ -3,20 +3,16 @@
 //! The string module parameters (`mode`, `policy`) and the module version.
 //!
 //! The kernel crate's `module!` macro only declares integer parameters, so
-//! these are declared with `module_param(charp)` in `helpers.c`, which also
+//! these are declared with `module_param(charp)` in `params.c`, which also
 //! carries `MODULE_VERSION` so that `modinfo` and debugfs show one version.
 
-use core::ffi::CStr;
-use kernel::{
-    ffi::c_char,
-    str::CStrExt, //
+use super::ffi::{
+    tsg_mode_param,
+    tsg_policy_param,
+    tsg_version, //
 };
-
-extern "C" {
-    fn tsg_mode_param() -> *const c_char;
-    fn tsg_policy_param() -> *const c_char;
-    fn tsg_version() -> *const c_char;
-}
+use core::ffi::CStr;
+use kernel::str::CStrExt;
 
 /// The `mode` module parameter, as given at `insmod`.
 pub(crate) fn mode() -> &'static CStr {

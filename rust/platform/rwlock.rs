@@ -3,26 +3,20 @@
 //! A reader-writer spinlock (`rwlock_t`), the kind KVM's x86 `mmu_lock` is.
 //! The kernel crate wraps `spinlock_t` and `struct mutex` but not `rwlock_t`.
 
+use super::ffi::{
+    tsg_read_lock,
+    tsg_read_unlock,
+    tsg_rwlock_init,
+    tsg_write_lock,
+    tsg_write_unlock, //
+};
 use core::marker::PhantomData;
 use kernel::{
     bindings,
-    ffi::c_char,
     prelude::*,
     sync::LockClassKey,
     types::Opaque, //
 };
-
-extern "C" {
-    fn tsg_rwlock_init(
-        lock: *mut bindings::rwlock_t,
-        name: *const c_char,
-        key: *mut bindings::lock_class_key,
-    );
-    fn tsg_read_lock(lock: *mut bindings::rwlock_t);
-    fn tsg_read_unlock(lock: *mut bindings::rwlock_t);
-    fn tsg_write_lock(lock: *mut bindings::rwlock_t);
-    fn tsg_write_unlock(lock: *mut bindings::rwlock_t);
-}
 
 /// A `rwlock_t` protecting no data of its own: like KVM's `mmu_lock`, it
 /// orders whole code paths (maps under the read side, zaps under the write

@@ -4,18 +4,23 @@
 //! KUnit suites, a closure run on a given CPU ([`run_on_cpu`]) and a sleep
 //! ([`sleep_ms`]).
 
-use core::cell::Cell;
-use core::ffi::{
-    c_int,
-    c_uint,
-    c_void,
-    CStr, //
+use super::ffi::{
+    tsg_cond_resched,
+    tsg_kthread_should_stop,
+    tsg_kthread_start,
+    tsg_kthread_stop, //
 };
+use core::cell::Cell;
+use core::ffi::CStr;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 use kernel::{
+    bindings,
     cpu::CpuId,
-    ffi::c_char,
+    ffi::{
+        c_int,
+        c_void, //
+    },
     prelude::*,
     sync::Arc,
     time::{
@@ -31,25 +36,6 @@ use kernel::{
         Mutex, //
     },
 };
-
-/// A `struct task_struct`, only ever handled by pointer.
-#[repr(C)]
-struct TaskStruct {
-    _opaque: [u8; 0],
-}
-
-extern "C" {
-    fn tsg_kthread_start(
-        f: unsafe extern "C" fn(*mut c_void) -> c_int,
-        data: *mut c_void,
-        cpu: c_int,
-        name: *const c_char,
-        idx: c_uint,
-    ) -> *mut TaskStruct;
-    fn tsg_kthread_stop(task: *mut TaskStruct);
-    fn tsg_kthread_should_stop() -> bool;
-    fn tsg_cond_resched();
-}
 
 /// What a [`Thread`] runs.
 pub(crate) trait ThreadBody: Send + Sync + 'static {
@@ -110,7 +96,7 @@ impl ThreadCtx {
 /// held on it, running `trampoline::<T>` on a pointer to `*body`. `body`
 /// keeps that `T` alive until the thread has been stopped in `drop`.
 pub(crate) struct Thread<T: ThreadBody> {
-    task: NonNull<TaskStruct>,
+    task: NonNull<bindings::task_struct>,
     _body: Arc<T>,
 }
 
@@ -120,7 +106,7 @@ unsafe impl<T: ThreadBody> Send for Thread<T> {}
 // SAFETY: `&Thread` only gives access to `&T`, and `T` is `Sync`.
 unsafe impl<T: ThreadBody> Sync for Thread<T> {}
 
-/// The kthread's entry point.
+/// The kthread's entry point: `fn` of `tsg_kthread_start()`.
 ///
 /// # Safety
 ///
@@ -154,7 +140,7 @@ impl<T: ThreadBody> Thread<T> {
         // the returned `Thread` keeps alive until the thread has stopped;
         // `name` is a static format taking one unsigned int.
         let task =
-            unsafe { tsg_kthread_start(trampoline::<T>, data, cpu, name.as_char_ptr(), idx) };
+            unsafe { tsg_kthread_start(Some(trampoline::<T>), data, cpu, name.as_char_ptr(), idx) };
         // INVARIANT: `task` runs `trampoline::<T>` on `body`, with a reference.
         NonNull::new(task)
             .map(|task| Self { task, _body: body })

@@ -6,15 +6,22 @@
 //! (`events.h`), as binder declares its own. The kernel crate's
 //! `declare_trace!` reaches a tracepoint through the kernel's bindings, which
 //! an out-of-tree module cannot add to; `events.c` instead has one small
-//! wrapper per event, declared and called here. A wrapper records the event
-//! only when it is enabled, so a disabled event costs one call and a test of
-//! the tracepoint's static key. The events come from the slow paths only (a
-//! kick, a retry, a zero-step event, a VM stop), never once per SEAMCALL.
+//! wrapper per event (declared in `helpers.h`), called here. A wrapper
+//! records the event only when it is enabled, so a disabled event costs one
+//! call and a test of the tracepoint's static key. The events come from the
+//! slow paths only (a kick, a retry, a zero-step event, a VM stop), never
+//! once per SEAMCALL.
 //!
 //! Both backends fire the same events through [`VmEvents`], which also
 //! reports the policy executor's kicks and retries (it implements the policy
 //! crate's [`Events`]). Each backend numbers its VMs (`vm=`).
 
+use super::ffi::{
+    tsg_trace_kick,
+    tsg_trace_retry,
+    tsg_trace_vm_stop,
+    tsg_trace_zero_step, //
+};
 use crate::policy::{
     Events,
     Leaf,
@@ -22,18 +29,7 @@ use crate::policy::{
     Status,
     VmBugReason, //
 };
-use kernel::{
-    ffi::c_char,
-    prelude::*, //
-};
-
-// The wrappers in events.c; the prototypes are in events.h.
-extern "C" {
-    fn tsg_trace_kick(vm: u64, kicked: u32, wait_ns: u64, ok: bool);
-    fn tsg_trace_retry(vm: u64, leaf: u32, gpa: u64, level: u8, status: u64, tries: u32);
-    fn tsg_trace_zero_step(vm: u64, vcpu: u32, gpa: u64);
-    fn tsg_trace_vm_stop(vm: u64, leaf: u32, status: u64, reason: *const c_char);
-}
+use kernel::prelude::*;
 
 /// `tsg_kick`: a kick of VM `vm` ended (see `events.h`).
 #[inline]
@@ -117,11 +113,12 @@ impl Events for VmEvents {
 /// For the KUnit suites: the events as text, without tracefs.
 #[cfg(tsg_tests)]
 pub(crate) mod record {
+    use crate::platform::ffi::{
+        tsg_trace_record_start,
+        tsg_trace_record_stop, //
+    };
     use kernel::{
-        ffi::{
-            c_char,
-            c_int, //
-        },
+        ffi::c_char,
         prelude::*,
         sync::atomic::{
             Atomic,
@@ -129,11 +126,6 @@ pub(crate) mod record {
             Release, //
         },
     };
-
-    extern "C" {
-        fn tsg_trace_record_start(vm: u64) -> c_int;
-        fn tsg_trace_record_stop(buf: *mut c_char, size: usize);
-    }
 
     /// A recording is running.
     static RECORDING: Atomic<bool> = Atomic::new(false);

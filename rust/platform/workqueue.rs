@@ -4,18 +4,16 @@
 //! queues, but work on those may still run after the module is gone; work on
 //! an owned queue has all run when the queue is dropped.
 
+use super::ffi::{
+    tsg_workqueue_alloc,
+    tsg_workqueue_destroy, //
+};
 use core::ptr::NonNull;
 use kernel::{
     bindings,
-    ffi::c_char,
     prelude::*,
     workqueue::Queue, //
 };
-
-extern "C" {
-    fn tsg_workqueue_alloc(name: *const c_char) -> *mut bindings::workqueue_struct;
-    fn tsg_workqueue_destroy(wq: *mut bindings::workqueue_struct);
-}
 
 /// An unbound workqueue; dropping it runs what is queued and frees it.
 ///
