@@ -14,6 +14,7 @@ use kernel::{
 
 extern "C" {
     fn tsg_workqueue_alloc(name: *const c_char) -> *mut bindings::workqueue_struct;
+    fn tsg_workqueue_flush(wq: *mut bindings::workqueue_struct);
     fn tsg_workqueue_destroy(wq: *mut bindings::workqueue_struct);
 }
 
@@ -44,6 +45,14 @@ impl OwnedQueue {
     pub(crate) fn queue(&self) -> &Queue {
         // SAFETY: `raw` is a live queue until `self` drops (type invariant).
         unsafe { Queue::from_raw(self.raw.as_ptr()) }
+    }
+}
+
+impl OwnedQueue {
+    /// Waits until the work queued before the call has run.
+    pub(crate) fn flush(&self) {
+        // SAFETY: `raw` is a live queue (type invariant); process context.
+        unsafe { tsg_workqueue_flush(self.raw.as_ptr()) }
     }
 }
 
