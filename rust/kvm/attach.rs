@@ -33,6 +33,10 @@ use kernel::{
 /// The KVM function the backend redirects.
 pub(crate) const TARGET: &CStr = c"tdx_sept_set_private_spte";
 
+/// KVM's VM-creation hook for VMX and TD VMs (`kvm_x86_ops.vm_init`),
+/// redirected so that a TD's state is made when KVM creates it.
+pub(crate) const VM_INIT: &CStr = c"vt_vm_init";
+
 /// The longest kick deadline, in microseconds. A map call waits for its
 /// kick with preemption off, `mmu_lock` read-held and the SPTE frozen, at
 /// most once (a timeout stops the VM, and a stopped VM's maps fail at once):
@@ -64,6 +68,9 @@ pub(crate) enum Unavailable {
     /// The probe on `kvm_arch_destroy_vm()` could not be placed: without it
     /// a VM's state would outlive the VM.
     NoDestroyProbe,
+    /// `vt_vm_init()` could not be redirected: a new TD's state could not
+    /// be made in process context when KVM creates it.
+    NoCreateHook,
     /// Another IPMODIFY user (a livepatch, a BPF trampoline) owns the target.
     AlreadyHooked,
     /// Another instance attached already (the test module's suites, say).
@@ -84,6 +91,7 @@ impl Unavailable {
             Self::FtraceJumpsToListFunc => "this kernel's ftrace would jump into arch_ftrace_ops_list_func at an odd address (functions not aligned: -Os with GCC < 14): a second ftrace user on the redirected function would crash the kernel",
             Self::PreemptRt => "PREEMPT_RT kernels are not supported (the kvm_exit probe runs with interrupts off and takes locks that sleep there)",
             Self::NoDestroyProbe => "no kprobe could be placed on kvm_arch_destroy_vm: a destroyed VM's state would pass to the next VM at its address",
+            Self::NoCreateHook => "vt_vm_init (KVM's VM creation) is missing, has no ENDBR under IBT, or is owned by another IPMODIFY user: a new TD's state could not be made when KVM creates it",
             Self::AlreadyHooked => "tdx_sept_set_private_spte is already redirected by another ftrace IPMODIFY user (a livepatch or a BPF trampoline)",
             Self::Busy => "the KVM backend is already attached",
             Self::HookFailed(_) => "registering the ftrace hook on tdx_sept_set_private_spte failed",
@@ -154,9 +162,11 @@ struct Probes {
 /// The attached backend: the redirection, the probes and the state they
 /// call into. Dropping it detaches.
 pub(crate) struct KvmBackend {
-    // Dropped before `redirect`, as `watch_owner` requires.
+    // Dropped before `redirect` and `create`, as `watch_owner` requires.
     owner_watch: Option<hooks::OwnerWatch>,
     redirect: hooks::Redirect,
+    /// `vt_vm_init()`'s redirection: new TDs get their state there.
+    create: hooks::Redirect,
     probes: Option<Probes>,
     pub(crate) state: Arc<KvmState>,
 }
@@ -224,6 +234,23 @@ impl KvmBackend {
             ACTIVE.store(0, Release);
             return Err(Unavailable::NoDestroyProbe);
         }
+        // Then VM creation, so that every TD KVM creates from now on gets its
+        // state in process context, and the TDs that exist already.
+        let Some(create) = hooks::lookup(VM_INIT)
+            .filter(|&f| !hooks::ibt_enabled() || hooks::has_endbr(f))
+            // SAFETY: `f` is the start of `vt_vm_init()` and the replacement
+            // has its prototype; the redirection is dropped (in
+            // `KvmBackend::drop`, after `quiesce_vm_init`) before this
+            // module's text goes.
+            .and_then(|f| unsafe {
+                hooks::Redirect::new(VM_INIT, f, hooks::vm_init_replacement(f)).ok()
+            })
+        else {
+            drop(destroy);
+            ACTIVE.store(0, Release);
+            return Err(Unavailable::NoCreateHook);
+        };
+        let adopted = state.vms.adopt();
         // SAFETY: `orig` is the start of `tdx_sept_set_private_spte()` and the
         // replacement has its prototype; the redirection is dropped (in
         // `KvmBackend::drop`) before this module's text goes.
@@ -232,6 +259,8 @@ impl KvmBackend {
         } {
             Ok(redirect) => redirect,
             Err(e) => {
+                detach_creation(&create, &state);
+                drop(create);
                 drop(destroy);
                 ACTIVE.store(0, Release);
                 return Err(if e == EBUSY {
@@ -242,23 +271,29 @@ impl KvmBackend {
             }
         };
         let owner_watch = if opts.watch_owner {
-            // SAFETY: `KvmBackend` drops the watch before the redirect.
-            unsafe { redirect.watch_owner() }.ok()
+            // SAFETY: `KvmBackend` drops the watch before the redirects.
+            unsafe { redirect.watch_owner(&create) }.ok()
         } else {
             None
         };
         let leaves = hooks::LeafProbes::register(opts.leaf_probes);
         let zero_step = hooks::ZeroStepProbes::register();
         pr_info!(
-            "kvm: attached: {} redirected (policy {}); per-leaf outcomes from {} of 6 SEAMCALL wrappers; zero-step from KVM's tracepoints: {}; per-VM state freed when KVM destroys the VM\n",
+            "kvm: attached: {} redirected (policy {}); per-leaf outcomes from {} of 6 SEAMCALL wrappers; zero-step from KVM's tracepoints: {}; per-VM state made when KVM creates a TD (vt_vm_init), freed when it destroys it\n",
             opts.target.to_str().unwrap_or("?"),
             opts.policy.name(),
             leaves.placed,
             if zero_step.placed { "yes" } else { "no" },
         );
+        match adopted {
+            Some(0) => {}
+            Some(n) => pr_info!("kvm: {} TD(s) that existed already were found in KVM's VM list\n", n),
+            None => pr_warn!("kvm: KVM's VM list was not found (is CONFIG_KALLSYMS_ALL off?): TDs that existed before this attach run without the policy (kvm_untracked_calls counts their maps)\n"),
+        }
         Ok(Self {
             owner_watch,
             redirect,
+            create,
             probes: Some(Probes {
                 _zero_step: zero_step,
                 _leaves: leaves,
@@ -277,14 +312,25 @@ impl Drop for KvmBackend {
         // lock (PREEMPT_RT is refused), so with preemption off, which is an
         // RCU read-side section: after a grace period none is left. (No
         // counter of calls in flight: it would be a write to one shared
-        // cache line on every map of every TD.)
+        // cache line on every map of every TD.) That also ends the map
+        // path's requests for the adopting walk.
         hooks::synchronize_rcu();
+        detach_creation(&self.create, &self.state);
         // Removing a probe waits for its handlers in progress; only then may
         // `ACTIVE` go, and the state with it.
         self.probes.take();
         ACTIVE.store(0, Release);
         pr_info!("kvm: detached: no call is redirected or in progress, no probe is placed\n");
     }
+}
+
+/// Stops making state for new TDs: removes `vt_vm_init()`'s redirection,
+/// waits for the tasks inside its replacement (which may sleep: no grace
+/// period covers them) and for the work queued so far (the adopting walk).
+fn detach_creation(create: &hooks::Redirect, state: &KvmState) {
+    create.disable();
+    hooks::quiesce_vm_init();
+    state.vms.flush();
 }
 
 impl Backend for KvmBackend {
@@ -301,6 +347,7 @@ impl Backend for KvmBackend {
         }
         self.state.attach.render(f)?;
         writeln!(f, "kvm_vms_tracked {}", self.state.vms.len())?;
+        writeln!(f, "kvm_vm_state_failures {}", self.state.vms.failures())?;
         writeln!(
             f,
             "kvm_destroy_probe_missed {}",

@@ -25,9 +25,10 @@ use kernel::{prelude::*, sync::atomic::Acquire};
 
 /// The attached backend's state, if any.
 ///
-/// Callers are the redirected call and the probe handlers: `KvmBackend`'s
-/// drop removes the redirection and every probe, waiting for calls and
-/// handlers in progress, before it clears `ACTIVE` and frees the state.
+/// Callers are the redirected calls, the probe handlers and the backend's
+/// work: `KvmBackend`'s drop removes the redirections and every probe,
+/// waiting for calls and handlers in progress, and flushes the work, before
+/// it clears `ACTIVE` and frees the state.
 fn active<'a>() -> Option<&'a KvmState> {
     let state = match ACTIVE.load(Acquire) {
         CLAIMED => return None,
@@ -86,7 +87,7 @@ extern "C" fn tsg_kvm_tdh_returned(leaf: u64, raw: u64) {
 #[no_mangle]
 extern "C" fn tsg_kvm_zero_step_fault(vcpu: *mut kvm_vcpu, gpa: u64) {
     if let Some(state) = active() {
-        state.zero_step(vcpu, true, |det, c| det.on_ept_violation(gpa, c));
+        state.zero_step(vcpu, |det, c| det.on_ept_violation(gpa, c));
     }
 }
 
@@ -94,9 +95,7 @@ extern "C" fn tsg_kvm_zero_step_fault(vcpu: *mut kvm_vcpu, gpa: u64) {
 #[no_mangle]
 extern "C" fn tsg_kvm_zero_step_enter_busy(vcpu: *mut kvm_vcpu, raw: u64) {
     if let Some(state) = active() {
-        state.zero_step(vcpu, true, |det, c| {
-            det.on_enter_status(Status::from_raw(raw), c)
-        });
+        state.zero_step(vcpu, |det, c| det.on_enter_status(Status::from_raw(raw), c));
     }
 }
 
@@ -105,10 +104,30 @@ extern "C" fn tsg_kvm_zero_step_enter_busy(vcpu: *mut kvm_vcpu, raw: u64) {
 #[no_mangle]
 extern "C" fn tsg_kvm_zero_step_progress(vcpu: *mut kvm_vcpu) {
     if let Some(state) = active() {
-        state.zero_step(vcpu, false, |det, _| {
+        state.zero_step(vcpu, |det, _| {
             det.on_progress();
             crate::policy::ZeroStepVerdict::Reenter
         });
+    }
+}
+
+/// KVM created the TD `kvm` (`redirect.c`'s replacement for `vt_vm_init()`,
+/// after the original succeeded): its state is made here, in process
+/// context.
+#[no_mangle]
+extern "C" fn tsg_kvm_vm_created(kvm: *mut kvm) {
+    // SAFETY: KVM passes the TD it is creating, alive for the call.
+    if let (Some(state), Some(td)) = (active(), unsafe { Td::from_kvm(kvm) }) {
+        state.vms.make(td);
+    }
+}
+
+/// The work the map path queues when it meets a TD with no entry
+/// ([`super::vm::Adopt`]): gives state to the TDs in KVM's VM list that have
+/// none.
+pub(super) fn adopt_tds() {
+    if let Some(state) = active() {
+        let _ = state.vms.adopt();
     }
 }
 

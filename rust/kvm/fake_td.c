@@ -6,6 +6,7 @@
  * these, the suite runs KVM 7.2's real tdx_sept_set_private_spte() (and
  * tdh_do_no_vcpus(), kvm_make_all_cpus_request(), ...) without TDX hardware.
  */
+#include <linux/fs.h>
 #include <linux/ftrace.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
@@ -42,6 +43,9 @@ struct kvm *tsg_fake_td_new(unsigned int nr_vcpus, const unsigned int *cpus)
 	xa_init(&kvm->vcpu_array);
 	kvm_tdx->state = TD_STATE_RUNNABLE;
 	kvm_tdx->hkid = 1;
+	/* The VMM's reference, so that kvm_get_kvm_safe() takes one. */
+	refcount_set(&kvm->users_count, 1);
+	INIT_LIST_HEAD(&kvm->vm_list);
 	/* A TD, whose shared bit is GPA bit 47: lower GPAs are private. */
 	kvm->arch.vm_type = KVM_X86_TDX_VM;
 	kvm->arch.gfn_direct_bits = gpa_to_gfn(BIT_ULL(47));
@@ -173,6 +177,74 @@ bool tsg_fake_fail_nth(unsigned int n)
 #else
 	return false;
 #endif
+}
+
+/* Whether this task's fail-nth is still pending: no fault-injection point consumed it. */
+bool tsg_fake_fail_nth_pending(void)
+{
+#ifdef CONFIG_FAULT_INJECTION
+	return READ_ONCE(current->fail_nth);
+#else
+	return false;
+#endif
+}
+
+/*
+ * failslab skips allocations that may sleep unless its ignore-gfp-wait is
+ * off; the per-VM state is allocated with GFP_KERNEL. Sets it (@ignore) and
+ * returns 0, or an error if failslab's debugfs file cannot be written.
+ */
+int tsg_fake_failslab_ignore_gfp_wait(bool ignore)
+{
+	struct file *f = filp_open("/sys/kernel/debug/failslab/ignore-gfp-wait", O_WRONLY, 0);
+	loff_t pos = 0;
+	ssize_t n;
+
+	if (IS_ERR(f))
+		return PTR_ERR(f);
+	n = kernel_write(f, ignore ? "Y\n" : "N\n", 2, &pos);
+	filp_close(f, NULL);
+	return n == 2 ? 0 : n < 0 ? n : -EIO;
+}
+
+/*
+ * The suite's stand-in for KVM's VM list: fake TDs put on it are what
+ * attaching finds (tsg_kvm_for_each_new_td()), while any is on it.
+ */
+static LIST_HEAD(tsg_fake_vms);
+static DEFINE_MUTEX(tsg_fake_vms_lock);
+
+void tsg_fake_td_listed(struct kvm *kvm, bool on)
+{
+	bool empty;
+
+	mutex_lock(&tsg_fake_vms_lock);
+	if (on)
+		list_add(&kvm->vm_list, &tsg_fake_vms);
+	else
+		list_del_init(&kvm->vm_list);
+	empty = list_empty(&tsg_fake_vms);
+	mutex_unlock(&tsg_fake_vms_lock);
+	if (empty)
+		tsg_fake_vm_list_set(NULL, NULL);
+	else
+		tsg_fake_vm_list_set(&tsg_fake_vms, &tsg_fake_vms_lock);
+}
+
+/*
+ * Calls vt_vm_init() at @fn on the fake TD as kvm_arch_init_vm() does
+ * (redirected while the hook is attached), then puts back what
+ * tdx_vm_init() changed that the suite's maps need: a runnable TD.
+ */
+int tsg_fake_td_vm_init(unsigned long fn, struct kvm *kvm)
+{
+	int (*vm_init)(struct kvm *kvm) = (void *)fn;
+	unsigned int max_vcpus = kvm->max_vcpus;
+	int ret = vm_init(kvm);
+
+	fake_to_kvm_tdx(kvm)->state = TD_STATE_RUNNABLE;
+	kvm->max_vcpus = max_vcpus;
+	return ret;
 }
 
 /*

@@ -115,6 +115,39 @@ static bool tsg_find_vm_list(void)
 	return true;
 }
 
+/*
+ * The list tsg_kvm_for_each_new_td() walks: KVM's, or (the test module
+ * only) a list of the KUnit suite's fake TDs, of the same shape, so that the
+ * walk is tested without putting fake VMs on KVM's list.
+ */
+#ifdef TSG_TESTS
+static struct list_head *tsg_fake_list;
+static struct mutex *tsg_fake_list_lock;
+
+/* @list, guarded by @lock, stands in for KVM's VM list in the walk (NULL: no more). */
+void tsg_fake_vm_list_set(struct list_head *list, struct mutex *lock)
+{
+	WRITE_ONCE(tsg_fake_list_lock, lock);
+	WRITE_ONCE(tsg_fake_list, list);
+}
+#endif
+
+static bool tsg_walk_list(struct list_head **list, struct mutex **lock)
+{
+#ifdef TSG_TESTS
+	if (READ_ONCE(tsg_fake_list)) {
+		*lock = READ_ONCE(tsg_fake_list_lock);
+		*list = READ_ONCE(tsg_fake_list);
+		return true;
+	}
+#endif
+	if (!tsg_find_vm_list())
+		return false;
+	*list = tsg_vm_list;
+	*lock = tsg_vm_list_lock;
+	return true;
+}
+
 /* How many VMs KVM has (of any type), or -ENOENT if its list was not found. */
 int tsg_kvm_nr_vms(void)
 {
@@ -211,13 +244,16 @@ bool tsg_kvm_tdx_host_platform(void)
 }
 
 /*
- * The backend's per-VM state, found from the struct kvm * KVM passes by
+ * The per-VM state of every TD the backend knows, found from its struct kvm on
  * every map call and every zero-step tracepoint of every TD: an RCU hash
  * table, so that finding it takes no lock and writes no shared cache line.
- * Entries are added when a VM is first seen and removed when KVM destroys it
- * or the backend detaches, under tsg_vms_lock (with interrupts off: the
- * kvm_exit probe runs with them off). A removed entry's state is freed by
- * the Rust side after a grace period; the entry itself with kfree_rcu().
+ * Entries are added in process context, when KVM creates a TD or when
+ * attaching finds one, and removed when KVM destroys it or the backend
+ * detaches, under tsg_vms_lock (with interrupts off: the kvm_exit probe and
+ * the destroy kprobe read the table there). An entry's state is NULL when it
+ * could not be allocated: the VM is known and runs without the policy. A
+ * removed entry's state is freed by the Rust side after a grace period; the
+ * entry itself with kfree_rcu().
  */
 struct tsg_vm_entry {
 	struct hlist_node node;
@@ -229,42 +265,54 @@ struct tsg_vm_entry {
 static DEFINE_HASHTABLE(tsg_vms, 8);
 static DEFINE_SPINLOCK(tsg_vms_lock);
 
-/* @kvm's state, or NULL. Call under rcu_read_lock(). */
-const void *tsg_vm_lookup(struct kvm *kvm)
+static struct tsg_vm_entry *tsg_vm_find_rcu(struct kvm *kvm)
 {
 	struct tsg_vm_entry *e;
 
 	hash_for_each_possible_rcu(tsg_vms, e, node, (unsigned long)kvm)
 		if (e->kvm == kvm)
-			return e->state;
+			return e;
 	return NULL;
 }
 
 /*
- * Adds @state for @kvm unless the VM has state already. Returns the state
- * in the table (@state, or the one another task added first), or NULL if no
- * entry could be allocated. Any context; allocates an entry of 40 bytes.
+ * @kvm's state, or NULL; *@known tells whether the VM has an entry at all
+ * (with a NULL state when none could be allocated). Call under
+ * rcu_read_lock().
  */
-const void *tsg_vm_insert(struct kvm *kvm, const void *state)
+const void *tsg_vm_lookup(struct kvm *kvm, bool *known)
 {
-	struct tsg_vm_entry *e = kmalloc(sizeof(*e), GFP_ATOMIC), *old;
-	const void *ret = NULL;
-	unsigned long flags;
+	struct tsg_vm_entry *e = tsg_vm_find_rcu(kvm);
 
+	*known = e;
+	return e ? e->state : NULL;
+}
+
+/*
+ * Adds @state (NULL: none could be allocated) for @kvm. Returns 0, -EEXIST
+ * if the VM has an entry already (the caller keeps @state), or -ENOMEM.
+ * Process context: allocates the entry with GFP_KERNEL.
+ */
+int tsg_vm_insert(struct kvm *kvm, const void *state)
+{
+	struct tsg_vm_entry *e = kmalloc(sizeof(*e), GFP_KERNEL), *old;
+	unsigned long flags;
+	int ret = 0;
+
+	might_sleep();
 	if (!e)
-		return NULL;
+		return -ENOMEM;
 	e->kvm = kvm;
 	e->state = state;
 	spin_lock_irqsave(&tsg_vms_lock, flags);
 	hash_for_each_possible(tsg_vms, old, node, (unsigned long)kvm) {
 		if (old->kvm == kvm) {
-			ret = old->state;
+			ret = -EEXIST;
 			break;
 		}
 	}
 	if (!ret) {
 		hash_add_rcu(tsg_vms, &e->node, (unsigned long)kvm);
-		ret = state;
 		e = NULL;
 	}
 	spin_unlock_irqrestore(&tsg_vms_lock, flags);
@@ -302,24 +350,28 @@ const void *tsg_vm_remove(struct kvm *kvm)
 	return state;
 }
 
-/* Removes any one entry and returns its state; NULL when the table is empty. */
-const void *tsg_vm_remove_any(void)
+/*
+ * Removes any one entry and stores its state (maybe NULL) in *@state.
+ * Returns false when the table is empty.
+ */
+bool tsg_vm_remove_any(const void **state)
 {
 	struct tsg_vm_entry *e;
-	const void *state = NULL;
 	unsigned long flags;
+	bool found = false;
 	int bkt;
 
 	spin_lock_irqsave(&tsg_vms_lock, flags);
 	hash_for_each(tsg_vms, bkt, e, node) {
-		state = tsg_vm_unlink(e);
+		*state = tsg_vm_unlink(e);
+		found = true;
 		break;
 	}
 	spin_unlock_irqrestore(&tsg_vms_lock, flags);
-	return state;
+	return found;
 }
 
-/* Calls @fn on each state in the table, under rcu_read_lock(). */
+/* Calls @fn on each state in the table (not the NULL ones), under rcu_read_lock(). */
 void tsg_vm_for_each(void (*fn)(const void *state, void *data), void *data)
 {
 	struct tsg_vm_entry *e;
@@ -327,7 +379,78 @@ void tsg_vm_for_each(void (*fn)(const void *state, void *data), void *data)
 
 	guard(rcu)();
 	hash_for_each_rcu(tsg_vms, bkt, e, node)
-		fn(e->state, data);
+		if (e->state)
+			fn(e->state, data);
+}
+
+/* TDs taken from KVM's VM list at a time, each with a reference. */
+#define TSG_TD_BATCH 16
+
+/*
+ * Calls @fn on every TD in KVM's VM list that has no entry in the table,
+ * from process context and without kvm_lock held: @fn allocates, and an
+ * allocation under kvm_lock could recurse into KVM's MMU shrinker, which
+ * takes it. The TDs are taken a batch at a time under kvm_lock, each with
+ * a reference (kvm_get_kvm_safe(): a VM being destroyed is skipped), which
+ * is dropped after @fn; dropping the last one destroys the VM, which the
+ * destroy probe sees as any other. @fn returns whether the VM now has an
+ * entry; a batch that gave none stops the walk. Returns how many TDs @fn
+ * was called on, or -ENOENT if KVM's list was not found.
+ *
+ * The reference functions are exported by kvm.ko, which this module does
+ * not link against (it loads where there is no KVM): symbol_get() finds
+ * them, and holds kvm.ko, only while walking.
+ */
+int tsg_kvm_for_each_new_td(bool (*fn)(struct kvm *kvm, void *data), void *data)
+{
+	bool (*get)(struct kvm *kvm);
+	void (*put)(struct kvm *kvm);
+	struct list_head *list;
+	struct mutex *lock;
+	int total = 0;
+
+	might_sleep();
+	if (!tsg_walk_list(&list, &lock))
+		return -ENOENT;
+	get = symbol_get(kvm_get_kvm_safe);
+	put = symbol_get(kvm_put_kvm);
+	if (!get || !put) {
+		total = -ENOENT;
+		goto out;
+	}
+	for (;;) {
+		struct kvm *batch[TSG_TD_BATCH], *kvm;
+		int n = 0, i, entered = 0;
+
+		mutex_lock(lock);
+		list_for_each_entry(kvm, list, vm_list) {
+			bool known;
+
+			if (!is_td(kvm))
+				continue;
+			scoped_guard(rcu)
+				tsg_vm_lookup(kvm, &known);
+			if (known || !get(kvm))
+				continue;
+			batch[n++] = kvm;
+			if (n == TSG_TD_BATCH)
+				break;
+		}
+		mutex_unlock(lock);
+		for (i = 0; i < n; i++) {
+			entered += fn(batch[i], data);
+			put(batch[i]);
+		}
+		total += n;
+		if (n < TSG_TD_BATCH || !entered)
+			break;
+	}
+out:
+	if (get)
+		symbol_put(kvm_get_kvm_safe);
+	if (put)
+		symbol_put(kvm_put_kvm);
+	return total;
 }
 
 void tsg_kvm_synchronize_rcu(void)

@@ -28,7 +28,7 @@ struct tsg_redirect *tsg_redirect_new(const char *name, unsigned long target,
 int tsg_redirect_enable(struct tsg_redirect *r);
 void tsg_redirect_disable(struct tsg_redirect *r);
 void tsg_redirect_free(struct tsg_redirect *r);
-int tsg_kvm_watch_owner(struct tsg_redirect *r);
+int tsg_kvm_watch_owner(struct tsg_redirect *r, struct tsg_redirect *create);
 void tsg_kvm_unwatch_owner(void);
 
 int tsg_kvm_call_set_private_spte(unsigned long fn, struct kvm *kvm, u64 gfn, u64 old_spte,
@@ -43,11 +43,14 @@ void tsg_kvm_destroy_probe_unregister(void);
 unsigned long tsg_kvm_destroy_probe_missed(void);
 void tsg_kvm_leaf_probes_unregister(void);
 unsigned long tsg_kvm_set_private_spte_replacement(void);
+unsigned long tsg_kvm_vm_init_replacement(unsigned long orig);
+void tsg_kvm_vm_init_quiesce(void);
 
-const void *tsg_vm_lookup(struct kvm *kvm);
-const void *tsg_vm_insert(struct kvm *kvm, const void *state);
+const void *tsg_vm_lookup(struct kvm *kvm, bool *known);
+int tsg_vm_insert(struct kvm *kvm, const void *state);
 const void *tsg_vm_remove(struct kvm *kvm);
-const void *tsg_vm_remove_any(void);
+bool tsg_vm_remove_any(const void **state);
+int tsg_kvm_for_each_new_td(bool (*fn)(struct kvm *kvm, void *data), void *data);
 void tsg_vm_for_each(void (*fn)(const void *state, void *data), void *data);
 unsigned int tsg_kvm_max_vcpus(struct kvm *kvm);
 void tsg_kvm_synchronize_rcu(void);
@@ -58,7 +61,10 @@ void tsg_kvm_request_vm_dead(struct kvm_vcpu *vcpu);
 bool tsg_kvm_is_shadow_present(u64 spte);
 bool tsg_kvm_is_last_spte(u64 spte, int level);
 
-/* For the KUnit suite (fake_td.c). */
+/* For the KUnit suite (fake_td.c, and helpers.c built for the test module). */
+struct list_head;
+struct mutex;
+void tsg_fake_vm_list_set(struct list_head *list, struct mutex *lock);
 struct kvm *tsg_fake_td_new(unsigned int nr_vcpus, const unsigned int *cpus);
 void tsg_fake_td_free(struct kvm *kvm);
 void tsg_fake_td_read_lock(struct kvm *kvm);
@@ -70,6 +76,10 @@ bool tsg_fake_vcpu_kicked(struct kvm_vcpu *vcpu);
 void tsg_fake_vcpu_exit(struct kvm_vcpu *vcpu);
 bool tsg_fake_vcpu_vm_dead_requested(struct kvm_vcpu *vcpu);
 bool tsg_fake_fail_nth(unsigned int n);
+bool tsg_fake_fail_nth_pending(void);
+int tsg_fake_failslab_ignore_gfp_wait(bool ignore);
+void tsg_fake_td_listed(struct kvm *kvm, bool on);
+int tsg_fake_td_vm_init(unsigned long fn, struct kvm *kvm);
 int tsg_fake_counting_ops_register(unsigned long target);
 unsigned int tsg_fake_counting_ops_unregister(void);
 unsigned long tsg_fake_seamcall_wrapper(unsigned int i, const char **name);

@@ -129,17 +129,18 @@ impl Redirect {
         Ok(this)
     }
 
-    /// Removes the redirection when the module that owns the target goes
-    /// away (kvm_intel, where it is a module) until [`OwnerWatch`] drops.
-    /// Only one redirection is watched at a time.
+    /// Removes the redirection, and `create`, when the module that owns the
+    /// target goes away (kvm_intel, where it is a module) until
+    /// [`OwnerWatch`] drops. Only one redirection is watched at a time.
     ///
     /// # Safety
     ///
-    /// The returned [`OwnerWatch`] must be dropped before `self`.
-    pub(crate) unsafe fn watch_owner(&self) -> Result<OwnerWatch> {
-        // SAFETY: `raw` is live until `self` drops, and by the caller's
+    /// The returned [`OwnerWatch`] must be dropped before `self` and
+    /// `create`.
+    pub(crate) unsafe fn watch_owner(&self, create: &Redirect) -> Result<OwnerWatch> {
+        // SAFETY: Both are live until they drop, and by the caller's
         // contract the notifier is unregistered before that.
-        to_result(unsafe { tsg_kvm_watch_owner(self.raw.as_ptr()) })?;
+        to_result(unsafe { tsg_kvm_watch_owner(self.raw.as_ptr(), create.raw.as_ptr()) })?;
         Ok(OwnerWatch(()))
     }
 
@@ -156,6 +157,22 @@ impl Drop for Redirect {
         // freed once, here; freeing disables the redirection first.
         unsafe { tsg_redirect_free(self.raw.as_ptr()) }
     }
+}
+
+/// The replacement for `vt_vm_init()`, at `orig`: `redirect.c`'s function
+/// of that prototype, which calls the original and then, for a TD,
+/// `tsg_kvm_vm_created()`.
+pub(crate) fn vm_init_replacement(orig: usize) -> usize {
+    // SAFETY: Only stores `orig`, which the replacement calls once its
+    // redirection is enabled (the caller's `Redirect::new` contract).
+    unsafe { tsg_kvm_vm_init_replacement(orig) }
+}
+
+/// Waits until no task is inside `vt_vm_init()`'s replacement; call after
+/// its redirection is disabled.
+pub(crate) fn quiesce_vm_init() {
+    // SAFETY: Process context (it sleeps).
+    unsafe { tsg_kvm_vm_init_quiesce() }
 }
 
 /// A module notifier watching a [`Redirect`]'s target; removed on drop.

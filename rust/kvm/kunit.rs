@@ -27,7 +27,8 @@ use super::{
     AttachOptions,
     KvmBackend,
     Unavailable,
-    TARGET, //
+    TARGET,
+    VM_INIT, //
 };
 use crate::platform::sync::KCounter;
 use crate::platform::{
@@ -253,6 +254,14 @@ impl FakeTd {
             module,
             kvm,
         };
+        // Created as KVM creates a TD: `vt_vm_init()` (redirected while the
+        // hook is attached, which then makes the TD's state), then listed
+        // (on the suite's stand-in for KVM's VM list, where attaching looks).
+        let vm_init = hooks::lookup(VM_INIT).ok_or(ENOENT)?;
+        // SAFETY: `vm_init` is `vt_vm_init()`; `kvm` is the live fake TD.
+        to_result(unsafe { tsg_fake_td_vm_init(vm_init, kvm) })?;
+        // SAFETY: As above; taken off in `drop`.
+        unsafe { tsg_fake_td_listed(kvm, true) };
         MODULE.store(
             core::ptr::from_ref::<TdxModule>(&this.module) as usize,
             Release,
@@ -469,6 +478,8 @@ impl Drop for FakeTd {
         self.vcpus.clear();
         self._seamcalls.clear();
         MODULE.store(0, Release);
+        // SAFETY: The TD is on the suite's VM list (`with_cpus`).
+        unsafe { tsg_fake_td_listed(self.kvm, false) };
         // SAFETY: The thread is stopped and no redirection is left: nothing
         // uses the TD any more.
         unsafe { tsg_fake_td_free(self.kvm) };
@@ -1238,54 +1249,160 @@ mod tests {
         Ok(())
     }
 
-    /// A VM whose state cannot be allocated (the kernel's fault injection
-    /// fails the allocation) still maps, without the policy, counted; its
-    /// next call makes the state.
+    /// A TD gets its state when KVM creates it (`vt_vm_init()`, redirected),
+    /// in process context: its first map allocates nothing. The map runs
+    /// with this task's fail-nth armed, which any slab allocation on the way
+    /// would consume.
     #[test]
-    fn a_failed_state_allocation_passes_the_map_through() -> Result {
-        let (injected, first, untracked, tracked_after_first, second, tracked) = {
+    fn a_td_gets_its_state_when_kvm_creates_it() -> Result {
+        let (tracked, map, pending, untracked, mapped) = {
             let backend = attach(100_000).map_err(Unavailable::errno)?;
             let td = FakeTd::new()?;
+            let tracked = backend.state.vms.len();
             let orig = hooks::lookup(TARGET).ok_or(ENOENT)?;
             let kvm = td.kvm as usize;
-            let (injected, first) = run_on_cpu(0, move || {
-                // SAFETY: Sets this task's fail-nth; the next slab
-                // allocation, the state's first, fails.
-                let injected = unsafe { tsg_fake_fail_nth(1) };
+            let (map, pending) = run_on_cpu(0, move || {
+                // SAFETY: Sets this task's fail-nth: its next slab
+                // allocation would fail.
+                unsafe { tsg_fake_fail_nth(1) };
                 // SAFETY: As in `FakeTd::map_x`.
                 let r = unsafe { kvm_map_gpa(orig, kvm as *mut kvm, X) };
-                // SAFETY: Clears what is left of it.
+                // SAFETY: Reads, then clears, this task's fail-nth.
+                let pending = unsafe { tsg_fake_fail_nth_pending() };
+                // SAFETY: As above.
                 unsafe { tsg_fake_fail_nth(0) };
-                (injected, r)
+                (r, pending)
             })?;
             let untracked = backend.state.attach.kvm_untracked_calls.get();
-            let tracked_after_first = backend.state.vms.len();
-            // An unmap (which uses no per-VM state), then the next map.
-            let second = run_on_cpu(0, move || {
-                // SAFETY: As above.
-                unsafe {
-                    let u = kvm_unmap_gpa(orig, kvm as *mut kvm, X);
-                    let m = kvm_map_gpa(orig, kvm as *mut kvm, X);
-                    let u2 = kvm_unmap_gpa(orig, kvm as *mut kvm, X);
-                    (u, m, u2)
-                }
-            })?;
-            let tracked = backend.state.vms.len();
-            (
-                injected,
-                first,
-                untracked,
-                tracked_after_first,
-                second,
-                tracked,
-            )
+            let mapped = backend.state.attach.kvm_map_calls.get();
+            (tracked, map, pending, untracked, mapped)
         };
-        assert!(injected);
+        assert_eq!(tracked, 1);
+        assert_eq!(map, 0);
+        // Still armed: the map path allocated nothing.
+        assert!(pending);
+        assert_eq!(untracked, 0);
+        assert_eq!(mapped, 1);
+        Ok(())
+    }
+
+    /// Attaching finds the TDs that exist already in KVM's VM list (here
+    /// the suite's stand-in for it) and gives them state before any map.
+    #[test]
+    fn attaching_finds_the_tds_kvm_has() -> Result {
+        let (tracked, untracked, mapped) = {
+            let td = FakeTd::new()?;
+            let backend = attach(100_000).map_err(Unavailable::errno)?;
+            let tracked = backend.state.vms.len();
+            let _ = td.map_x()?;
+            let untracked = backend.state.attach.kvm_untracked_calls.get();
+            let mapped = backend.state.attach.kvm_map_calls.get();
+            drop(backend);
+            (tracked, untracked, mapped)
+        };
+        assert_eq!(tracked, 1);
+        assert_eq!(untracked, 0);
+        assert_eq!(mapped, 1);
+        Ok(())
+    }
+
+    /// A TD whose creation straddled the attach (its `vm_init` before the
+    /// redirection, its listing after the walk) has no entry: its first map
+    /// passes through, counted, and queues the walk, which finds it; its
+    /// next map runs under the policy.
+    #[test]
+    fn a_td_created_while_attaching_is_found_at_its_first_map() -> Result {
+        let (before, first, untracked, after, second, mapped) = {
+            let td = FakeTd::new()?;
+            // SAFETY: The fake TD is listed (`FakeTd::new`); listed again
+            // below.
+            unsafe { tsg_fake_td_listed(td.kvm, false) };
+            let backend = attach(100_000).map_err(Unavailable::errno)?;
+            let before = backend.state.vms.len();
+            // SAFETY: As above.
+            unsafe { tsg_fake_td_listed(td.kvm, true) };
+            let first = td.map_x()?.0;
+            let untracked = backend.state.attach.kvm_untracked_calls.get();
+            let _ = td.unmap_x()?;
+            backend.state.vms.flush();
+            let after = backend.state.vms.len();
+            let second = td.map_x()?.0;
+            let mapped = backend.state.attach.kvm_map_calls.get();
+            drop(backend);
+            (before, first, untracked, after, second, mapped)
+        };
+        assert_eq!(before, 0);
         assert_eq!(first, 0);
         assert_eq!(untracked, 1);
-        assert_eq!(tracked_after_first, 0);
-        assert_eq!(second, (0, 0, 0));
-        assert_eq!(tracked, 1);
+        assert_eq!(after, 1);
+        assert_eq!(second, 0);
+        assert_eq!(mapped, 1);
+        Ok(())
+    }
+
+    /// A TD whose state cannot be allocated at creation (the kernel's fault
+    /// injection, failslab through fail-nth, fails it) is known without
+    /// state: logged and counted once, its maps pass through, counted, and
+    /// nothing is allocated or tried again for it.
+    #[test]
+    fn a_failed_state_allocation_is_counted_once_and_passes_maps_through() -> Result {
+        // failslab skips allocations that may sleep unless told otherwise.
+        // SAFETY: Writes failslab's debugfs knob; put back below.
+        to_result(unsafe { tsg_fake_failslab_ignore_gfp_wait(false) })?;
+        let seen = (|| -> Result<_> {
+            let backend = attach(100_000).map_err(Unavailable::errno)?;
+            let td = FakeTd::new()?;
+            // KVM destroys the TD and creates another at its address.
+            crate::kvm::entry::tsg_kvm_vm_destroyed(td.kvm);
+            let vm_init = hooks::lookup(VM_INIT).ok_or(ENOENT)?;
+            let orig = hooks::lookup(TARGET).ok_or(ENOENT)?;
+            let kvm = td.kvm as usize;
+            let (created, maps, pending) = run_on_cpu(0, move || {
+                // SAFETY: Sets this task's fail-nth: its next slab
+                // allocation, the state's first, fails.
+                unsafe { tsg_fake_fail_nth(1) };
+                // SAFETY: `vt_vm_init()` on the live fake TD, as KVM calls it.
+                let created = unsafe { tsg_fake_td_vm_init(vm_init, kvm as *mut kvm) };
+                // SAFETY: As above: armed again for the first map.
+                unsafe { tsg_fake_fail_nth(1) };
+                // SAFETY: As in `FakeTd::map_x`.
+                let first = unsafe { kvm_map_gpa(orig, kvm as *mut kvm, X) };
+                // SAFETY: Reads, then clears, this task's fail-nth.
+                let pending = unsafe { tsg_fake_fail_nth_pending() };
+                // SAFETY: As above.
+                unsafe { tsg_fake_fail_nth(0) };
+                // SAFETY: As in `FakeTd::map_x`.
+                let more = unsafe {
+                    (
+                        kvm_unmap_gpa(orig, kvm as *mut kvm, X),
+                        kvm_map_gpa(orig, kvm as *mut kvm, X),
+                    )
+                };
+                (created, (first, more.0, more.1), pending)
+            })?;
+            backend.state.vms.flush();
+            Ok((
+                created,
+                maps,
+                pending,
+                backend.state.vms.len(),
+                backend.state.vms.failures(),
+                backend.state.attach.kvm_untracked_calls.get(),
+                backend.state.attach.kvm_map_calls.get(),
+            ))
+        })();
+        // SAFETY: As above.
+        let restored = to_result(unsafe { tsg_fake_failslab_ignore_gfp_wait(true) });
+        let (created, maps, pending, tracked, failures, untracked, mapped) = seen?;
+        restored?;
+        assert_eq!(created, 0);
+        assert_eq!(maps, (0, 0, 0));
+        // Still armed: the map path allocated nothing.
+        assert!(pending);
+        assert_eq!(tracked, 0);
+        assert_eq!(failures, 1);
+        assert_eq!(untracked, 2);
+        assert_eq!(mapped, 0);
         Ok(())
     }
 

@@ -39,7 +39,8 @@ pub(crate) use attach::{
 #[cfg(tsg_tests)]
 use attach::{
     KvmBackend,
-    TARGET, //
+    TARGET,
+    VM_INIT, //
 };
 #[cfg(tsg_tests)]
 use kernel::prelude::*;
@@ -75,8 +76,9 @@ counter_table! {
         kvm_map_calls: "kvm",
         /// Unmap calls (BLOCK, TRACK, REMOVE) passed straight through.
         kvm_unmap_calls: "kvm",
-        /// Map calls passed through without the policy: no per-VM state
-        /// could be had (out of memory).
+        /// Map calls passed through without the policy: the VM has no state
+        /// (it could not be allocated, or the VM was created while the
+        /// module attached and is being looked up).
         kvm_untracked_calls: "kvm",
         /// Map calls of a VM the module had stopped, failed at once.
         kvm_stopped_vm_calls: "kvm",

@@ -6,10 +6,13 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/atomic.h>
 #include <linux/ftrace.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
+#include <linux/delay.h>
 #include <linux/percpu.h>
+#include <linux/rcupdate.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 
@@ -150,6 +153,68 @@ unsigned long tsg_kvm_set_private_spte_replacement(void)
 }
 
 /*
+ * KVM's VM creation: vt_vm_init(), kvm_x86_ops.vm_init, called by
+ * kvm_arch_init_vm() in the VMM's ioctl(KVM_CREATE_VM), in process context
+ * with no lock held. Redirected so that a TD's per-VM state is allocated
+ * there, where it may sleep, before KVM can map anything for the TD:
+ * tdx_vm_init() has set max_vcpus for good by then, and a VM whose creation
+ * fails later is destroyed through kvm_arch_destroy_vm(), which the destroy
+ * probe sees. The original runs with preemption off (the per-CPU guard);
+ * it does not sleep (it sets fields, and vmx_vm_init() may print once).
+ *
+ * The replacement sleeps (GFP_KERNEL), so the grace period that covers the
+ * map hook does not cover it: tasks inside it are counted, and
+ * tsg_kvm_vm_init_quiesce() waits for them after the redirection is gone.
+ */
+static unsigned long tsg_vm_init_orig;
+static atomic_t tsg_vm_init_inside = ATOMIC_INIT(0);
+
+/* In rust/kvm/entry.rs: KVM created the TD @kvm. May sleep. */
+void tsg_kvm_vm_created(struct kvm *kvm);
+
+static int tsg_vm_init_hook(struct kvm *kvm)
+{
+	int (*orig)(struct kvm *kvm) = (void *)READ_ONCE(tsg_vm_init_orig);
+	unsigned long outer;
+	int ret;
+
+	atomic_inc(&tsg_vm_init_inside);
+	preempt_disable();
+	outer = this_cpu_xchg(tsg_calling_original, (unsigned long)orig);
+	ret = orig(kvm);
+	this_cpu_write(tsg_calling_original, outer);
+	preempt_enable();
+	if (!ret && is_td(kvm))
+		tsg_kvm_vm_created(kvm);
+	atomic_dec(&tsg_vm_init_inside);
+	return ret;
+}
+
+/* The replacement for vt_vm_init(), which is at @orig. */
+unsigned long tsg_kvm_vm_init_replacement(unsigned long orig)
+{
+	WRITE_ONCE(tsg_vm_init_orig, orig);
+	return (unsigned long)tsg_vm_init_hook;
+}
+
+/*
+ * Waits until no task is inside tsg_vm_init_hook(); call once its
+ * redirection is disabled. A task that ftrace sent there but that has not
+ * counted itself yet was preempted (nothing before the count sleeps): the
+ * first RCU-tasks grace period waits until it has counted itself (its next
+ * voluntary switch is inside or after the hook). Then the count drains,
+ * and a second grace period waits for tasks preempted in the hook's last
+ * instructions, after the count.
+ */
+void tsg_kvm_vm_init_quiesce(void)
+{
+	synchronize_rcu_tasks();
+	while (atomic_read(&tsg_vm_init_inside))
+		msleep(1);
+	synchronize_rcu_tasks();
+}
+
+/*
  * Where kvm_intel is a module, it may be unloaded while the module is
  * attached (only once its VMs are gone, as they hold it). Its functions go
  * with it, and so does everything of the backend that acts on its TDs: the
@@ -159,7 +224,7 @@ unsigned long tsg_kvm_set_private_spte_replacement(void)
  * says so; a reloaded kvm_intel is not hooked again until tdx_sept_guard is
  * reloaded. Detaching later removes what is left, which is nothing.
  */
-static struct tsg_redirect *tsg_watched;
+static struct tsg_redirect *tsg_watched, *tsg_watched_create;
 
 static int tsg_module_notify(struct notifier_block *nb, unsigned long action, void *data)
 {
@@ -168,6 +233,8 @@ static int tsg_module_notify(struct notifier_block *nb, unsigned long action, vo
 
 	if (action == MODULE_STATE_GOING && r && within_module(r->target, mod)) {
 		tsg_redirect_disable(r);
+		/* No VM is left to create: no task is inside its replacement. */
+		tsg_redirect_disable(READ_ONCE(tsg_watched_create));
 		tsg_kvm_tracepoints_unregister();
 		tsg_kvm_leaf_probes_unregister();
 		tsg_kvm_destroy_probe_unregister();
@@ -179,8 +246,10 @@ static int tsg_module_notify(struct notifier_block *nb, unsigned long action, vo
 
 static struct notifier_block tsg_module_nb = { .notifier_call = tsg_module_notify };
 
-int tsg_kvm_watch_owner(struct tsg_redirect *r)
+/* Watches @r's target's module; @create, vt_vm_init()'s redirection, goes with it. */
+int tsg_kvm_watch_owner(struct tsg_redirect *r, struct tsg_redirect *create)
 {
+	WRITE_ONCE(tsg_watched_create, create);
 	WRITE_ONCE(tsg_watched, r);
 	return register_module_notifier(&tsg_module_nb);
 }
@@ -189,4 +258,5 @@ void tsg_kvm_unwatch_owner(void)
 {
 	unregister_module_notifier(&tsg_module_nb);
 	WRITE_ONCE(tsg_watched, NULL);
+	WRITE_ONCE(tsg_watched_create, NULL);
 }

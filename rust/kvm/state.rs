@@ -79,11 +79,12 @@ impl KvmState {
             return EIO.to_errno();
         }
         let rcu = rcu::read_lock();
-        let Some(vm) = self.vms.get_or_make(td, &rcu) else {
+        let Some(vm) = self.vms.get(td, &rcu) else {
+            // Its state could not be allocated (logged then), or KVM
+            // created it while the module attached: that is looked into
+            // in process context. Nothing is allocated here.
             self.attach.kvm_untracked_calls.add(1);
-            kernel::pr_warn_once!(
-                "kvm: no memory for a VM's state: its maps pass through without the policy (kvm_untracked_calls counts them; retried at its next call)\n"
-            );
+            self.vms.missing(td);
             let _ = call.seamcall(&SeptOp::new_4k(Leaf::MemPageAug, gfn << 12));
             return call.ret;
         };
@@ -159,13 +160,9 @@ impl KvmState {
     /// module's zero-step mitigation shows up where it matters, as a busy
     /// AUG or SEPT.ADD in the fault's map, and the map path answers that
     /// with its one kick and retry, under every policy's own rules.
-    ///
-    /// With `make`, a VM seen for the first time gets its state here; an
-    /// observation that only ends a streak (`make` false) needs none.
     pub(super) fn zero_step(
         &self,
         vcpu: *mut kvm_vcpu,
-        make: bool,
         f: impl FnOnce(&mut ZeroStep, &Counters<KCounter>) -> ZeroStepVerdict,
     ) {
         // SAFETY: The tracepoints pass a live TD vCPU (`helpers.c` checks
@@ -178,12 +175,7 @@ impl KvmState {
             return;
         };
         let rcu = rcu::read_lock();
-        let vm = if make {
-            self.vms.get_or_make(td, &rcu)
-        } else {
-            self.vms.get(td, &rcu)
-        };
-        if let Some(vm) = vm {
+        if let Some(vm) = self.vms.get(td, &rcu) {
             vm.zero_step_observe(idx, f);
         }
     }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Per-VM state: found from the `struct kvm *` KVM passes, made on the VM's
-//! first map call or zero-step observation, dropped when KVM destroys the VM,
+//! Per-VM state: found from the `struct kvm *` KVM passes, made in process
+//! context when KVM creates a TD (the redirected `vt_vm_init()`) or when
+//! attaching finds one in KVM's VM list, dropped when KVM destroys the VM,
 //! and shown in a debugfs directory `<pid>-<n>` beside the totals (the pid
 //! from KVM's own `stats_id`, `kvm-<pid>`, and `n` counting the VMs the
 //! module has seen).
@@ -13,10 +14,12 @@
 //!   `rcu_read_lock()` ([`rcu::Guard`]) for as long as it uses the state;
 //!   the table holds one reference of each state's [`Arc`], which is dropped
 //!   a grace period after the entry is removed (in [`WorkItem::run`]).
-//! - Adding and removing entries takes the table's spinlock with interrupts
-//!   off, in any context: the map hook runs under `mmu_lock` (spinning), the
-//!   `kvm_exit` probe with interrupts off, the destroy probe in a kprobe
-//!   handler. Nothing else is taken under it.
+//! - Adding an entry happens in process context and allocates there; adding
+//!   and removing take the table's spinlock with interrupts off (removal
+//!   runs in the destroy kprobe's handler). Nothing else is taken under it.
+//! - Walking KVM's VM list takes KVM's `kvm_lock` mutex only to collect TDs
+//!   (with a reference each); their states are allocated after it is
+//!   released, since reclaim may enter KVM's MMU shrinker, which takes it.
 //! - Per VM, [`VmState::kickers`] (a spinlock) orders the gate's count with
 //!   KVM's `wait_for_sept_zap`; it is taken only on the busy path, under
 //!   `mmu_lock` read-held, and nests inside nothing else of the module.
@@ -25,12 +28,17 @@
 //! - [`VmState::files`] (a mutex) is taken only by the work item, in process
 //!   context.
 //!
-//! The state is allocated (`GFP_ATOMIC`) where the VM is first seen, which is
-//! atomic context; making or removing its debugfs files, and freeing it
-//! (which waits for its IPIs in flight), is work for the backend's own
-//! workqueue, which detaching drains.
+//! Nothing is allocated in the map path or the probes. A VM whose state
+//! cannot be allocated gets an entry without state: it is logged once and
+//! its calls pass through, counted. A TD the map path finds no entry for
+//! (one created while the module attached, between KVM's `vm_init` and its
+//! listing) makes the map path queue [`Adopt`], which walks KVM's list again
+//! in process context. Making or removing debugfs files, and freeing a
+//! state (which waits for its IPIs in flight), is also work for the
+//! backend's own workqueue, which detaching flushes and drains.
 
 use super::bindings::ffi::{
+    tsg_kvm_for_each_new_td,
     tsg_vm_for_each,
     tsg_vm_insert,
     tsg_vm_lookup,
@@ -63,7 +71,9 @@ use crate::policy::{
 use core::ffi::c_void;
 use core::fmt;
 use kernel::{
+    alloc::KVVec,
     cpu::nr_cpu_ids,
+    error::to_result,
     fmt::Write,
     impl_has_work, new_mutex, new_spinlock, new_work,
     prelude::*,
@@ -101,8 +111,9 @@ pub(super) struct VmState {
     /// The policy's counters for this VM.
     pub(super) counters: Counters<KCounter>,
     /// Each vCPU's zero-step detector ([`ZeroStep::to_bits`]), by vCPU
-    /// index, for the VM's `max_vcpus` vCPUs.
-    zero_step: KVec<Atomic<u64>>,
+    /// index, for the VM's `max_vcpus` vCPUs (final once `tdx_vm_init()`
+    /// has run).
+    zero_step: KVVec<Atomic<u64>>,
     /// KVM destroyed the VM: the work removes the files.
     gone: Atomic<bool>,
     #[pin]
@@ -226,10 +237,37 @@ pub(super) struct Vms {
     retired: Counters<KCounter>,
     /// VMs seen so far: the `<n>` of their names.
     seen: Atomic<u64>,
+    /// Times a VM's state could not be allocated (it runs without the
+    /// policy).
+    failures: Atomic<u64>,
     /// The module's debugfs root, once main has made it.
     #[pin]
     root: SpinLock<Option<Arc<Dir>>>,
+    /// The walk of KVM's VM list that the map path asks for.
+    adopt: Arc<Adopt>,
     queue: OwnedQueue,
+}
+
+/// Work that gives state to the TDs in KVM's VM list that have none: a TD
+/// created while the module attached, after the walk attaching made but
+/// with its `vm_init` before the redirection, is found this way at its
+/// first map (which passes through, counted).
+#[pin_data]
+pub(super) struct Adopt {
+    #[pin]
+    work: Work<Adopt>,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for Adopt { self.work }
+}
+
+impl WorkItem for Adopt {
+    type Pointer = Arc<Adopt>;
+
+    fn run(_this: Arc<Adopt>) {
+        super::entry::adopt_tds();
+    }
 }
 
 /// Copies a table's values, in declaration order.
@@ -286,7 +324,9 @@ impl Vms {
         try_pin_init!(Self {
             retired: Counters::new(),
             seen: Atomic::new(0),
+            failures: Atomic::new(0),
             root <- new_spinlock!(None, "Vms::root"),
+            adopt: Arc::pin_init(pin_init!(Adopt { work <- new_work!("Adopt::work") }), GFP_KERNEL)?,
             queue: OwnedQueue::new(c"tsg_kvm")?,
         }? Error)
     }
@@ -298,37 +338,50 @@ impl Vms {
 
     /// The state of the TD `td`, if it has some.
     pub(super) fn get<'g>(&self, td: Td<'_>, _rcu: &'g rcu::Guard) -> Option<&'g VmState> {
+        let mut known = false;
         // SAFETY: The table's contract: called under `rcu_read_lock()`,
         // which `_rcu` holds for `'g`.
-        let ptr = unsafe { tsg_vm_lookup(td.kvm()) };
+        let ptr = unsafe { tsg_vm_lookup(td.kvm(), &mut known) };
         // SAFETY: From the table, under `_rcu`.
         unsafe { state_ref(ptr) }
     }
 
-    /// The state of the TD `td`, made on first use without sleeping.
-    pub(super) fn get_or_make<'g>(&self, td: Td<'_>, rcu: &'g rcu::Guard) -> Option<&'g VmState> {
-        if let Some(vm) = self.get(td, rcu) {
-            return Some(vm);
+    /// The map path found no state for `td`: if the VM has no entry at all
+    /// (KVM created it while the module attached), queue the walk that
+    /// makes one. Any context; allocates nothing.
+    pub(super) fn missing(&self, td: Td<'_>) {
+        let mut known = false;
+        {
+            let _rcu = rcu::read_lock();
+            // SAFETY: Under `rcu_read_lock()`.
+            unsafe { tsg_vm_lookup(td.kvm(), &mut known) };
         }
+        if !known {
+            // Already queued: that run will find it.
+            let _ = self.queue.queue().enqueue(self.adopt.clone());
+        }
+    }
+
+    /// A new state for the TD `td`. Process context: may sleep.
+    fn new_state(&self, td: Td<'_>) -> Result<Arc<VmState>> {
         let kvm = td.kvm();
         let mut name = [0u8; 32];
         let n = self.seen.fetch_add(1, Relaxed);
         let mut w = kernel::str::Formatter::new(&mut name[..31]);
         let _ = write!(w, "{}-{}", pid_of(kvm), n);
         let root = self.root.lock().clone();
-        let mut zero_step = KVec::new();
-        for _ in 0..td.max_vcpus() {
-            zero_step
-                .push(Atomic::new(ZeroStep::new().to_bits()), GFP_ATOMIC)
-                .ok()?;
+        let vcpus = td.max_vcpus() as usize;
+        let mut zero_step = KVVec::with_capacity(vcpus, GFP_KERNEL)?;
+        for _ in 0..vcpus {
+            zero_step.push(Atomic::new(ZeroStep::new().to_bits()), GFP_KERNEL)?;
         }
-        let state = Arc::pin_init(
+        Arc::pin_init(
             try_pin_init!(VmState {
                 kvm: kvm as usize,
                 name,
                 events: VmEvents::new(n),
                 kickers <- new_spinlock!(0, "VmState::kickers"),
-                ipis: IpiSet::new_atomic(nr_cpu_ids())?,
+                ipis: IpiSet::new(nr_cpu_ids())?,
                 counters: Counters::new(),
                 zero_step,
                 gone: Atomic::new(false),
@@ -336,26 +389,80 @@ impl Vms {
                 work <- new_work!("VmState::work"),
                 root,
             }? Error),
-            GFP_ATOMIC,
+            GFP_KERNEL,
         )
-        .ok()?;
-        let raw = Arc::into_raw(state.clone()).cast::<c_void>();
-        // SAFETY: `raw` is a reference the table now owns, until
-        // `destroyed()` or drop takes it back.
-        let in_table = unsafe { tsg_vm_insert(kvm, raw) };
-        if in_table != raw {
-            // Another task made the VM's state first (or no entry could be
-            // had): take our reference back.
+    }
+
+    /// Gives the TD `td`, just created by KVM or found in its VM list, its
+    /// entry in the table: with a new state, or without one if that cannot
+    /// be allocated (logged, once for the VM). Returns whether the VM has
+    /// an entry now. Process context, no lock held: may sleep.
+    pub(super) fn make(&self, td: Td<'_>) -> bool {
+        let kvm = td.kvm();
+        let state = self.new_state(td);
+        let raw = match &state {
+            Ok(state) => Arc::into_raw(state.clone()).cast::<c_void>(),
+            Err(_) => core::ptr::null(),
+        };
+        // SAFETY: `raw` is NULL or a reference the table owns from now on,
+        // until `destroyed()` or drop takes it back; process context.
+        let ret = to_result(unsafe { tsg_vm_insert(kvm, raw) });
+        if ret.is_err() && !raw.is_null() {
+            // The VM had an entry already (the creation hook and a walk
+            // both saw it), or none could be allocated: take ours back.
             // SAFETY: `raw` came from `Arc::into_raw` above and the table
             // did not keep it.
             drop(unsafe { Arc::from_raw(raw.cast::<VmState>()) });
-            // SAFETY: From the table, under `rcu`.
-            return unsafe { state_ref(in_table) };
         }
-        // Its files are made in process context.
-        let _ = self.queue.queue().enqueue(state);
-        // SAFETY: In the table, under `rcu`.
-        unsafe { state_ref(in_table) }
+        match (state, ret) {
+            (Ok(state), Ok(())) => {
+                // Its files are made in process context, by the work.
+                let _ = self.queue.queue().enqueue(state);
+                true
+            }
+            (_, Err(e)) if e == EEXIST => true,
+            (_, ret) => {
+                self.failures.fetch_add(1, Relaxed);
+                pr_warn!(
+                    "kvm: VM kvm-{} ({:#x}): no memory for its state: its maps pass through without the policy (kvm_untracked_calls counts them){}\n",
+                    pid_of(kvm),
+                    kvm as usize,
+                    if ret.is_ok() { "" } else { "; tried again at its next map" },
+                );
+                ret.is_ok()
+            }
+        }
+    }
+
+    /// Gives state to every TD in KVM's VM list that has none: those that
+    /// exist when the module attaches, and any created meanwhile.
+    /// Process context, no lock held. Returns how many TDs it found, or
+    /// `None` if KVM's VM list could not be found.
+    pub(super) fn adopt(&self) -> Option<u32> {
+        /// # Safety
+        ///
+        /// `data` points to a `Vms`; `kvm` is a TD KVM holds a reference
+        /// to for the call (`helpers.c`).
+        unsafe extern "C" fn one(kvm: *mut kvm, data: *mut c_void) -> bool {
+            // SAFETY: `data` is the `Vms` passed below, alive for the walk.
+            let vms = unsafe { &*data.cast::<Vms>() };
+            // SAFETY: A live TD for the call (the walk holds a reference).
+            match unsafe { Td::from_kvm(kvm) } {
+                Some(td) => vms.make(td),
+                None => false,
+            }
+        }
+        // SAFETY: `one` matches the callback's prototype; `self` outlives
+        // the walk; process context.
+        let n = unsafe {
+            tsg_kvm_for_each_new_td(Some(one), core::ptr::from_ref(self).cast_mut().cast())
+        };
+        u32::try_from(n).ok()
+    }
+
+    /// Waits for the work queued so far: the adopting walk, the files.
+    pub(super) fn flush(&self) {
+        self.queue.flush();
     }
 
     /// Takes a state the table gave up back, and lets it go: its counters
@@ -415,6 +522,11 @@ impl Vms {
         n
     }
 
+    /// How many times a VM's state could not be allocated.
+    pub(super) fn failures(&self) -> u64 {
+        self.failures.load(Relaxed)
+    }
+
     /// The debugfs directory name of the VM `kvm`, if its files exist.
     #[cfg(tsg_tests)]
     pub(super) fn files_of(&self, td: Td<'_>) -> Option<CString> {
@@ -451,12 +563,9 @@ impl PinnedDrop for Vms {
     fn drop(self: Pin<&mut Self>) {
         // Empty the table and let the work remove each VM's files; the queue
         // is drained when the `queue` field drops, after this.
-        loop {
-            // SAFETY: Removing takes the entry's reference out of the table.
-            let ptr = unsafe { tsg_vm_remove_any() };
-            if ptr.is_null() {
-                break;
-            }
+        let mut ptr = core::ptr::null();
+        // SAFETY: Removing takes the entry's reference out of the table.
+        while unsafe { tsg_vm_remove_any(&mut ptr) } {
             // SAFETY: `ptr` was just removed; its reference is ours.
             unsafe { self.retire(ptr) };
         }

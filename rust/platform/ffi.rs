@@ -67,6 +67,7 @@ pub(crate) use generated::{
     tsg_trace_zero_step,
     tsg_workqueue_alloc,
     tsg_workqueue_destroy,
+    tsg_workqueue_flush,
     tsg_write_lock,
     tsg_write_unlock, //
 };

@@ -166,10 +166,10 @@ static void tsg_ipi_ack(void *info)
 	rcuwait_wake_up(&set->freeing);
 }
 
-/* @atomic: called where sleeping is not allowed (GFP_ATOMIC). */
-struct tsg_ipi_set *tsg_ipi_set_alloc(unsigned int nr, bool atomic)
+/* Process context: one slot per CPU may be more than a page (kvzalloc). */
+struct tsg_ipi_set *tsg_ipi_set_alloc(unsigned int nr)
 {
-	struct tsg_ipi_set *set = kzalloc(struct_size(set, slot, nr), atomic ? GFP_ATOMIC : GFP_KERNEL);
+	struct tsg_ipi_set *set = kvzalloc(struct_size(set, slot, nr), GFP_KERNEL);
 	unsigned int i;
 
 	if (!set)
@@ -224,7 +224,7 @@ void tsg_ipi_set_free(struct tsg_ipi_set *set)
 		rcuwait_wait_event(&set->freeing,
 				   !atomic_read_acquire(&set->slot[i].pending),
 				   TASK_UNINTERRUPTIBLE);
-	kfree_rcu(set, rcu);
+	kvfree_rcu(set, rcu);
 }
 
 /* Whether lockdep is still checking (it turns itself off at its first report). */
@@ -312,6 +312,12 @@ void tsg_debugfs_remove(struct dentry *dentry)
 struct workqueue_struct *tsg_workqueue_alloc(const char *name)
 {
 	return alloc_workqueue("%s", WQ_UNBOUND, 0, name);
+}
+
+/* Waits for the work queued before the call. */
+void tsg_workqueue_flush(struct workqueue_struct *wq)
+{
+	flush_workqueue(wq);
 }
 
 /* Runs every queued work item to completion, then frees the queue. */

@@ -44,7 +44,7 @@ void tsg_read_unlock(rwlock_t *lock);
 void tsg_write_lock(rwlock_t *lock);
 void tsg_write_unlock(rwlock_t *lock);
 
-struct tsg_ipi_set *tsg_ipi_set_alloc(unsigned int nr, bool atomic);
+struct tsg_ipi_set *tsg_ipi_set_alloc(unsigned int nr);
 int tsg_ipi_send(struct tsg_ipi_set *set, unsigned int slot, unsigned int cpu);
 bool tsg_ipi_acked(struct tsg_ipi_set *set, unsigned int slot);
 void tsg_ipi_set_free(struct tsg_ipi_set *set);
@@ -72,6 +72,7 @@ struct dentry *tsg_debugfs_create_file(const char *name, struct dentry *parent,
 void tsg_debugfs_remove(struct dentry *dentry);
 
 struct workqueue_struct *tsg_workqueue_alloc(const char *name);
+void tsg_workqueue_flush(struct workqueue_struct *wq);
 void tsg_workqueue_destroy(struct workqueue_struct *wq);
 
 /* The trace events' wrappers (events.c, the events in events.h). */

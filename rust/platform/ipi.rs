@@ -33,20 +33,11 @@ unsafe impl Send for IpiSet {}
 unsafe impl Sync for IpiSet {}
 
 impl IpiSet {
-    /// Allocates `nr` slots.
+    /// Allocates `nr` slots. Process context: may sleep.
     pub(crate) fn new(nr: u32) -> Result<Self> {
-        Self::alloc(nr, false)
-    }
-
-    /// Allocates `nr` slots without sleeping (`GFP_ATOMIC`), for callers
-    /// under a spinning lock.
-    pub(crate) fn new_atomic(nr: u32) -> Result<Self> {
-        Self::alloc(nr, true)
-    }
-
-    fn alloc(nr: u32, atomic: bool) -> Result<Self> {
-        // SAFETY: No preconditions; NULL means out of memory.
-        let raw = unsafe { tsg_ipi_set_alloc(nr, atomic) };
+        // SAFETY: No preconditions but process context; NULL means out of
+        // memory.
+        let raw = unsafe { tsg_ipi_set_alloc(nr) };
         // INVARIANT: `raw` is a fresh set.
         NonNull::new(raw).map(|raw| Self { raw }).ok_or(ENOMEM)
     }

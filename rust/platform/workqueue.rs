@@ -6,7 +6,8 @@
 
 use super::ffi::{
     tsg_workqueue_alloc,
-    tsg_workqueue_destroy, //
+    tsg_workqueue_destroy,
+    tsg_workqueue_flush, //
 };
 use core::ptr::NonNull;
 use kernel::{
@@ -42,6 +43,14 @@ impl OwnedQueue {
     pub(crate) fn queue(&self) -> &Queue {
         // SAFETY: `raw` is a live queue until `self` drops (type invariant).
         unsafe { Queue::from_raw(self.raw.as_ptr()) }
+    }
+}
+
+impl OwnedQueue {
+    /// Waits until the work queued before the call has run.
+    pub(crate) fn flush(&self) {
+        // SAFETY: `raw` is a live queue (type invariant); process context.
+        unsafe { tsg_workqueue_flush(self.raw.as_ptr()) }
     }
 }
 
