@@ -5,6 +5,7 @@
 //! redirect and the probes, and the [`Backend`] the module's entry sees.
 
 use super::hooks;
+use super::shape::SHAPE;
 use super::state::KvmState;
 use super::vm;
 use super::AttachCounters;
@@ -30,12 +31,13 @@ use kernel::{
     },
 };
 
-/// The KVM function the backend redirects.
-pub(crate) const TARGET: &CStr = c"tdx_sept_set_private_spte";
+/// The KVM function the backend redirects: every map of a TD's private
+/// SPTE goes through it.
+pub(crate) const TARGET: &CStr = SHAPE.set_external_spte;
 
 /// KVM's VM-creation hook for VMX and TD VMs (`kvm_x86_ops.vm_init`),
 /// redirected so that a TD's state is made when KVM creates it.
-pub(crate) const VM_INIT: &CStr = c"vt_vm_init";
+pub(crate) const VM_INIT: &CStr = SHAPE.vm_init;
 
 /// The longest kick deadline, in microseconds. A map call waits for its
 /// kick with preemption off, `mmu_lock` read-held and the SPTE frozen, at
@@ -52,6 +54,9 @@ pub(crate) enum Unavailable {
     NoKvmTdx,
     /// kvm_intel's `tdx` parameter is off.
     TdxDisabled,
+    /// KVM's `kvm_x86_ops.set_external_spte` points somewhere else than the
+    /// function this build redirects: a hook shape it does not know.
+    OtherShape,
     /// The CPU is not a TDX host platform.
     NoTdxPlatform,
     /// IBT is on and the function to call back has no ENDBR: the kernel
@@ -85,6 +90,7 @@ impl Unavailable {
         match self {
             Self::NoKvmTdx => "KVM TDX is not in this kernel (no tdx_sept_set_private_spte: CONFIG_KVM_INTEL_TDX off, or kvm_intel not loaded)",
             Self::TdxDisabled => "KVM's TDX support is disabled (kvm_intel.tdx=N), so KVM runs no TD",
+            Self::OtherShape => "KVM's kvm_x86_ops.set_external_spte does not point to tdx_sept_set_private_spte: this kernel's KVM has a hook shape this build does not know (Documentation/usage.rst)",
             Self::NoTdxPlatform => "this CPU is not a TDX host platform (no X86_FEATURE_TDX_HOST_PLATFORM), so KVM runs no TD",
             Self::NoEndbr => "IBT is on and tdx_sept_set_private_spte's ENDBR is sealed: calling it through a pointer would fault",
             Self::FineIbt => "FineIBT is on (Clang CFI with IBT): tdx_sept_set_private_spte's entry ENDBR is poisoned and indirect calls go through its CFI preamble, which this module's call has not been verified against",
@@ -183,6 +189,11 @@ impl KvmBackend {
     /// caller says what happened.
     pub(crate) fn attach(opts: AttachOptions) -> Result<Self, Unavailable> {
         let orig = hooks::lookup(opts.target).ok_or(Unavailable::NoKvmTdx)?;
+        // Unset where KVM's TDX is not set up (and so on every machine
+        // without TDX, QEMU included); checked wherever it is set.
+        if hooks::external_spte_op().is_some_and(|op| op != orig) {
+            return Err(Unavailable::OtherShape);
+        }
         if !opts.without_tdx_platform {
             if hooks::tdx_enabled_in_kvm() == Some(false) {
                 return Err(Unavailable::TdxDisabled);
@@ -279,7 +290,8 @@ impl KvmBackend {
         let leaves = hooks::LeafProbes::register(opts.leaf_probes);
         let zero_step = hooks::ZeroStepProbes::register();
         pr_info!(
-            "kvm: attached: {} redirected (policy {}); per-leaf outcomes from {} of 6 SEAMCALL wrappers; zero-step from KVM's tracepoints: {}; per-VM state made when KVM creates a TD (vt_vm_init), freed when it destroys it\n",
+            "kvm: attached ({} hook shape): {} redirected (policy {}); per-leaf outcomes from {} of 6 SEAMCALL wrappers; zero-step from KVM's tracepoints: {}; per-VM state made when KVM creates a TD (vt_vm_init), freed when it destroys it\n",
+            SHAPE.name,
             opts.target.to_str().unwrap_or("?"),
             opts.policy.name(),
             leaves.placed,

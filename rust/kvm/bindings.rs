@@ -56,6 +56,7 @@ pub(crate) mod ffi {
     pub(crate) use super::generated::{
         tsg_fake_counting_ops_register,
         tsg_fake_counting_ops_unregister,
+        tsg_fake_external_spte_op_set,
         tsg_fake_fail_nth,
         tsg_fake_fail_nth_pending,
         tsg_fake_failslab_ignore_gfp_wait,
@@ -84,6 +85,7 @@ pub(crate) mod ffi {
         tsg_kvm_destroy_probe_missed,
         tsg_kvm_destroy_probe_register,
         tsg_kvm_destroy_probe_unregister,
+        tsg_kvm_external_spte_op,
         tsg_kvm_fineibt_guarded,
         tsg_kvm_for_each_new_td,
         tsg_kvm_ftrace_jumps_to_list_func,

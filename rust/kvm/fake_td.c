@@ -13,6 +13,7 @@
 #include <linux/vmalloc.h>
 
 #include "kvm_internal.h"
+#include "shape.h"
 #include "trace.h"
 #include "vmx/tdx/tdx.h"
 #include "helpers.h"
@@ -129,14 +130,12 @@ void tsg_fake_vcpu_exit(struct kvm_vcpu *vcpu)
 	smp_store_release(&vcpu->mode, OUTSIDE_GUEST_MODE);
 }
 
-typedef int (*tsg_set_private_spte_fn)(struct kvm *kvm, gfn_t gfn, u64 old_spte, u64 new_spte,
-				       enum pg_level level);
 
 /* Calls tdx_sept_set_private_spte() at @fn as KVM's TDP MMU does (redirected if hooked). */
 int tsg_fake_td_set_private_spte(unsigned long fn, struct kvm *kvm, u64 gfn, u64 old_spte,
 				 u64 new_spte, int level)
 {
-	return ((tsg_set_private_spte_fn)fn)(kvm, gfn, old_spte, new_spte, level);
+	return ((tsg_set_external_spte_t *)fn)(kvm, gfn, old_spte, new_spte, level);
 }
 
 /* The SPTE values KVM would pass for a 4K private page at @pfn. */
@@ -238,7 +237,7 @@ void tsg_fake_td_listed(struct kvm *kvm, bool on)
  */
 int tsg_fake_td_vm_init(unsigned long fn, struct kvm *kvm)
 {
-	int (*vm_init)(struct kvm *kvm) = (void *)fn;
+	tsg_vm_init_t *vm_init = (tsg_vm_init_t *)fn;
 	unsigned int max_vcpus = kvm->max_vcpus;
 	int ret = vm_init(kvm);
 

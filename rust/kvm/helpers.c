@@ -17,16 +17,13 @@
 #include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
-#include <linux/version.h>
 
 #include <asm/cfi.h>
 
 #include "kvm_internal.h"
+#include "shape.h"
 #include "helpers.h"
 
-#if LINUX_VERSION_CODE < KERNEL_VERSION(7, 2, 0) || LINUX_VERSION_CODE >= KERNEL_VERSION(7, 3, 0)
-#error "tdx_sept_guard's KVM backend follows KVM 7.2.x only: see Documentation/attach.rst"
-#endif
 
 /* is_endbr() is not exported; this is it, reading the text safely. */
 static bool tsg_is_endbr(unsigned long addr)
@@ -146,6 +143,37 @@ static bool tsg_walk_list(struct list_head **list, struct mutex **lock)
 	*list = tsg_vm_list;
 	*lock = tsg_vm_list_lock;
 	return true;
+}
+
+/*
+ * What KVM's live kvm_x86_ops.set_external_spte points to: the function
+ * that makes a TD's S-EPT changes on this kernel, which attach expects to
+ * be the one it redirects. 0 if the op is unset (KVM's TDX is not set up:
+ * no TDX host, kvm_intel.tdx=N, or VMX is missing, as in QEMU) or
+ * kvm_x86_ops is not found.
+ */
+#ifdef TSG_TESTS
+/* For the KUnit suite: what the op is said to point to (0: KVM's own). */
+static unsigned long tsg_fake_op;
+
+void tsg_fake_external_spte_op_set(unsigned long op)
+{
+	WRITE_ONCE(tsg_fake_op, op);
+}
+#endif
+
+unsigned long tsg_kvm_external_spte_op(void)
+{
+	struct kvm_x86_ops *ops = tsg_refused_symbol("kvm_x86_ops");
+	tsg_set_external_spte_t *op;
+
+#ifdef TSG_TESTS
+	if (READ_ONCE(tsg_fake_op))
+		return READ_ONCE(tsg_fake_op);
+#endif
+	if (!ops || get_kernel_nofault(op, &ops->set_external_spte))
+		return 0;
+	return (unsigned long)op;
 }
 
 /* How many VMs KVM has (of any type), or -ENOENT if its list was not found. */

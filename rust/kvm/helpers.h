@@ -22,6 +22,7 @@ bool tsg_kvm_ftrace_jumps_to_list_func(void);
 bool tsg_kvm_tdx_host_platform(void);
 int tsg_kvm_tdx_param(void);
 int tsg_kvm_nr_vms(void);
+unsigned long tsg_kvm_external_spte_op(void);
 
 struct tsg_redirect *tsg_redirect_new(const char *name, unsigned long target,
 				      unsigned long replacement);
@@ -65,6 +66,7 @@ bool tsg_kvm_is_last_spte(u64 spte, int level);
 struct list_head;
 struct mutex;
 void tsg_fake_vm_list_set(struct list_head *list, struct mutex *lock);
+void tsg_fake_external_spte_op_set(unsigned long op);
 struct kvm *tsg_fake_td_new(unsigned int nr_vcpus, const unsigned int *cpus);
 void tsg_fake_td_free(struct kvm *kvm);
 void tsg_fake_td_read_lock(struct kvm *kvm);

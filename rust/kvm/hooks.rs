@@ -79,6 +79,15 @@ pub(crate) fn nr_vms() -> Option<u32> {
     u32::try_from(unsafe { tsg_kvm_nr_vms() }).ok()
 }
 
+/// What KVM's live `kvm_x86_ops.set_external_spte` points to, or `None`
+/// while it is unset (KVM's TDX is not set up) or not found.
+pub(crate) fn external_spte_op() -> Option<usize> {
+    // SAFETY: Process context (it registers and removes a kprobe); the C
+    // side reads the op with `get_kernel_nofault()`.
+    let op = unsafe { tsg_kvm_external_spte_op() };
+    (op != 0).then_some(op)
+}
+
 /// Whether the CPU is a TDX host platform (`X86_FEATURE_TDX_HOST_PLATFORM`).
 pub(crate) fn tdx_host_platform() -> bool {
     // SAFETY: No preconditions.

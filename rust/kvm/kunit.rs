@@ -1424,6 +1424,32 @@ mod tests {
         assert!(missing);
     }
 
+    /// Where KVM's TDX is set up, `kvm_x86_ops.set_external_spte` must
+    /// point to the function redirected; another function there is a hook
+    /// shape this build does not know, and attach refuses. (In QEMU the op
+    /// is unset: the suite says what it points to.)
+    #[test]
+    fn refuses_a_kernel_whose_op_is_another_function() -> Result {
+        let target = hooks::lookup(TARGET).ok_or(ENOENT)?;
+        let other = hooks::lookup(VM_INIT).ok_or(ENOENT)?;
+        let try_with = |op: usize| {
+            // SAFETY: Only stores what the op is said to point to.
+            unsafe { tsg_fake_external_spte_op_set(op) };
+            let r = attach(1000);
+            // SAFETY: As above: KVM's own op again.
+            unsafe { tsg_fake_external_spte_op_set(0) };
+            if let Err(why) = &r {
+                pr_info!("kvm: refused: {}\n", why.reason());
+            }
+            r.map(drop)
+        };
+        let other_shape = matches!(try_with(other), Err(Unavailable::OtherShape));
+        let same = try_with(target).is_ok();
+        assert!(other_shape);
+        assert!(same);
+        Ok(())
+    }
+
     #[test]
     fn refuses_a_target_another_ipmodify_user_owns() -> Result {
         let target = hooks::lookup(TARGET).ok_or(ENOENT)?;

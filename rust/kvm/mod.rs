@@ -24,6 +24,7 @@ mod executor;
 pub(crate) mod hooks;
 #[cfg(tsg_tests)]
 mod kunit;
+mod shape;
 mod state;
 mod vm;
 

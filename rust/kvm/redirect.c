@@ -17,6 +17,7 @@
 #include <linux/string.h>
 
 #include "kvm_internal.h"
+#include "shape.h"
 #include "helpers.h"
 
 /*
@@ -108,8 +109,6 @@ void tsg_redirect_free(struct tsg_redirect *r)
 	kfree(r);
 }
 
-typedef int (*tsg_set_private_spte_fn)(struct kvm *kvm, gfn_t gfn, u64 old_spte, u64 new_spte,
-				       enum pg_level level);
 
 /* The status of the last map-leaf SEAMCALL wrapper this CPU returned from (probes.c). */
 DECLARE_PER_CPU(u64, tsg_last_map_status);
@@ -123,7 +122,7 @@ DECLARE_PER_CPU(u64, tsg_last_map_status);
 int tsg_kvm_call_set_private_spte(unsigned long fn, struct kvm *kvm, u64 gfn, u64 old_spte,
 				  u64 new_spte, int level, u64 *status)
 {
-	tsg_set_private_spte_fn orig = (tsg_set_private_spte_fn)fn;
+	tsg_set_external_spte_t *orig = (tsg_set_external_spte_t *)fn;
 	unsigned long outer;
 	int ret;
 
@@ -141,6 +140,8 @@ int tsg_kvm_call_set_private_spte(unsigned long fn, struct kvm *kvm, u64 gfn, u6
 int tsg_kvm_set_private_spte(struct kvm *kvm, u64 gfn, u64 old_spte, u64 new_spte, int level);
 
 /* The replacement has tdx_sept_set_private_spte()'s own prototype. */
+static tsg_set_external_spte_t tsg_set_private_spte_hook;
+
 static int tsg_set_private_spte_hook(struct kvm *kvm, gfn_t gfn, u64 old_spte, u64 new_spte,
 				     enum pg_level level)
 {
@@ -172,9 +173,11 @@ static atomic_t tsg_vm_init_inside = ATOMIC_INIT(0);
 /* In rust/kvm/entry.rs: KVM created the TD @kvm. May sleep. */
 void tsg_kvm_vm_created(struct kvm *kvm);
 
+static tsg_vm_init_t tsg_vm_init_hook;
+
 static int tsg_vm_init_hook(struct kvm *kvm)
 {
-	int (*orig)(struct kvm *kvm) = (void *)READ_ONCE(tsg_vm_init_orig);
+	tsg_vm_init_t *orig = (tsg_vm_init_t *)READ_ONCE(tsg_vm_init_orig);
 	unsigned long outer;
 	int ret;
 
