@@ -97,7 +97,9 @@ fn start_backend(mode: Mode) -> Result<Arc<dyn Backend>> {
             pr_err!("mode=kvm: cannot attach to KVM TDX: {}\n", why.reason());
             why.errno()
         }),
-        Mode::Auto => kvm::attach(kvm::AttachOptions::host(
+        // Attached now, or idle; where kvm_intel is a module, it also
+        // attaches when kvm_intel loads and detaches when it goes.
+        Mode::Auto => kvm::attach_auto(kvm::AttachOptions::host(
             params::policy()?,
             params::kick_timeout_us()?,
         ))

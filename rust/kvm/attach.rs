@@ -116,6 +116,7 @@ impl Unavailable {
 
 /// How the backend is attached: what main hands it from the module
 /// parameters, and what the suites change.
+#[derive(Clone, Copy)]
 pub(crate) struct AttachOptions {
     /// The function to redirect: [`TARGET`], or another name in the tests.
     pub(crate) target: &'static CStr,

@@ -59,7 +59,6 @@ pub(crate) mod ffi {
         tsg_fake_external_spte_op_set,
         tsg_fake_fail_nth,
         tsg_fake_fail_nth_pending,
-        tsg_fake_failslab_ignore_gfp_wait,
         tsg_fake_nonpresent_spte,
         tsg_fake_present_leaf_spte,
         tsg_fake_seamcall_wrapper,
@@ -78,6 +77,7 @@ pub(crate) mod ffi {
         tsg_fake_vcpu_exit,
         tsg_fake_vcpu_kicked,
         tsg_fake_vcpu_vm_dead_requested, //
+        tsg_fake_vendor_event,
         tsg_kvm_nr_vms,
     };
     pub(crate) use super::generated::{
@@ -109,6 +109,9 @@ pub(crate) mod ffi {
         tsg_kvm_unwatch_owner,
         tsg_kvm_vcpu_exiting_guest_mode,
         tsg_kvm_vcpu_kvm,
+        tsg_kvm_vendor_is_module,
+        tsg_kvm_vendor_unwatch,
+        tsg_kvm_vendor_watch,
         tsg_kvm_vm_init_quiesce,
         tsg_kvm_vm_init_replacement,
         tsg_kvm_watch_owner,

@@ -6,7 +6,6 @@
  * these, the suite runs KVM 7.2's real tdx_sept_set_private_spte() (and
  * tdh_do_no_vcpus(), kvm_make_all_cpus_request(), ...) without TDX hardware.
  */
-#include <linux/fs.h>
 #include <linux/ftrace.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
@@ -186,24 +185,6 @@ bool tsg_fake_fail_nth_pending(void)
 #else
 	return false;
 #endif
-}
-
-/*
- * failslab skips allocations that may sleep unless its ignore-gfp-wait is
- * off; the per-VM state is allocated with GFP_KERNEL. Sets it (@ignore) and
- * returns 0, or an error if failslab's debugfs file cannot be written.
- */
-int tsg_fake_failslab_ignore_gfp_wait(bool ignore)
-{
-	struct file *f = filp_open("/sys/kernel/debug/failslab/ignore-gfp-wait", O_WRONLY, 0);
-	loff_t pos = 0;
-	ssize_t n;
-
-	if (IS_ERR(f))
-		return PTR_ERR(f);
-	n = kernel_write(f, ignore ? "Y\n" : "N\n", 2, &pos);
-	filp_close(f, NULL);
-	return n == 2 ? 0 : n < 0 ? n : -EIO;
 }
 
 /*

@@ -31,6 +31,9 @@ void tsg_redirect_disable(struct tsg_redirect *r);
 void tsg_redirect_free(struct tsg_redirect *r);
 int tsg_kvm_watch_owner(struct tsg_redirect *r, struct tsg_redirect *create);
 void tsg_kvm_unwatch_owner(void);
+bool tsg_kvm_vendor_is_module(void);
+int tsg_kvm_vendor_watch(void);
+void tsg_kvm_vendor_unwatch(void);
 
 int tsg_kvm_call_set_private_spte(unsigned long fn, struct kvm *kvm, u64 gfn, u64 old_spte,
 				  u64 new_spte, int level, u64 *status);
@@ -67,6 +70,7 @@ struct list_head;
 struct mutex;
 void tsg_fake_vm_list_set(struct list_head *list, struct mutex *lock);
 void tsg_fake_external_spte_op_set(unsigned long op);
+int tsg_fake_vendor_event(const char *name, bool live);
 struct kvm *tsg_fake_td_new(unsigned int nr_vcpus, const unsigned int *cpus);
 void tsg_fake_td_free(struct kvm *kvm);
 void tsg_fake_td_read_lock(struct kvm *kvm);
@@ -79,7 +83,6 @@ void tsg_fake_vcpu_exit(struct kvm_vcpu *vcpu);
 bool tsg_fake_vcpu_vm_dead_requested(struct kvm_vcpu *vcpu);
 bool tsg_fake_fail_nth(unsigned int n);
 bool tsg_fake_fail_nth_pending(void);
-int tsg_fake_failslab_ignore_gfp_wait(bool ignore);
 void tsg_fake_td_listed(struct kvm *kvm, bool on);
 int tsg_fake_td_vm_init(unsigned long fn, struct kvm *kvm);
 int tsg_fake_counting_ops_register(unsigned long target);

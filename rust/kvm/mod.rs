@@ -16,6 +16,7 @@
 //! once there (`tdh_do_no_vcpus()`). See `Documentation/attach.rst`.
 
 mod attach;
+mod auto;
 #[cfg(tsg_tests)]
 mod bench;
 mod bindings;
@@ -43,6 +44,8 @@ use attach::{
     TARGET,
     VM_INIT, //
 };
+#[cfg(not(tsg_tests))]
+pub(crate) use auto::attach_auto;
 #[cfg(tsg_tests)]
 use kernel::prelude::*;
 

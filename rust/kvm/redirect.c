@@ -263,3 +263,65 @@ void tsg_kvm_unwatch_owner(void)
 	WRITE_ONCE(tsg_watched, NULL);
 	WRITE_ONCE(tsg_watched_create, NULL);
 }
+
+/*
+ * mode=auto where kvm_intel is a module: a second module notifier tells the
+ * Rust side (auto.rs) when kvm_intel has come up (LIVE: its init succeeded,
+ * so KVM's TDX is set up if it will be) and when it goes (GOING, also after
+ * a failed init). The Rust side attaches and detaches from a work item: a
+ * notifier may not register another one, as attaching does.
+ */
+#define TSG_KVM_VENDOR "kvm_intel"
+
+/* In rust/kvm/auto.rs. */
+void tsg_kvm_vendor_event(bool live);
+
+static int tsg_vendor_notify(struct notifier_block *nb, unsigned long action, void *data)
+{
+	struct module *mod = data;
+
+	if (strcmp(mod->name, TSG_KVM_VENDOR))
+		return NOTIFY_DONE;
+	if (action == MODULE_STATE_LIVE)
+		tsg_kvm_vendor_event(true);
+	else if (action == MODULE_STATE_GOING)
+		tsg_kvm_vendor_event(false);
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block tsg_vendor_nb = { .notifier_call = tsg_vendor_notify };
+
+/* Whether kvm_intel, with its TDX code, is a module here, so worth waiting for. */
+bool tsg_kvm_vendor_is_module(void)
+{
+	return IS_MODULE(CONFIG_KVM_INTEL) && IS_ENABLED(CONFIG_KVM_INTEL_TDX);
+}
+
+int tsg_kvm_vendor_watch(void)
+{
+	return register_module_notifier(&tsg_vendor_nb);
+}
+
+/* Returns once no notifier call is in progress. */
+void tsg_kvm_vendor_unwatch(void)
+{
+	unregister_module_notifier(&tsg_vendor_nb);
+}
+
+#ifdef TSG_TESTS
+/*
+ * For the KUnit suite: the notifier's call for a module called @name
+ * changing to @live (LIVE) or not (GOING), as the module loader makes it.
+ */
+int tsg_fake_vendor_event(const char *name, bool live)
+{
+	struct module *mod = kzalloc(sizeof(*mod), GFP_KERNEL);
+
+	if (!mod)
+		return -ENOMEM;
+	strscpy(mod->name, name, sizeof(mod->name));
+	tsg_vendor_notify(&tsg_vendor_nb, live ? MODULE_STATE_LIVE : MODULE_STATE_GOING, mod);
+	kfree(mod);
+	return 0;
+}
+#endif
