@@ -103,6 +103,12 @@ pub(super) struct VmState {
     /// Each vCPU's zero-step detector ([`ZeroStep::to_bits`]), by vCPU
     /// index, for the VM's `max_vcpus` vCPUs.
     zero_step: KVec<Atomic<u64>>,
+    /// The test module's "option A" (`KvmState::zero_step`): per vCPU, 1 +
+    /// the GFN of the fault for which that vCPU holds the gate up, or 0.
+    /// Set by the vCPU's own task; taken (swapped to 0) by whoever lowers
+    /// the gate for it, exactly once.
+    #[cfg(tsg_tests)]
+    pub(super) holds: KVec<Atomic<u64>>,
     /// KVM destroyed the VM: the work removes the files.
     gone: Atomic<bool>,
     #[pin]
@@ -161,21 +167,22 @@ impl VmState {
     ///
     /// Called only from that vCPU's own task (its exits and faults), so the
     /// load and the store need not be one atomic step.
+    ///
+    /// Returns the detector's verdict (`None` for a vCPU index out of range).
     pub(super) fn zero_step_observe(
         &self,
         vcpu_idx: u32,
         f: impl FnOnce(&mut ZeroStep, &Counters<KCounter>) -> ZeroStepVerdict,
-    ) {
-        let Some(cell) = self.zero_step.get(vcpu_idx as usize) else {
-            return;
-        };
+    ) -> Option<ZeroStepVerdict> {
+        let cell = self.zero_step.get(vcpu_idx as usize)?;
         let mut det = ZeroStep::from_bits(cell.load(Relaxed));
-        let _ = f(&mut det, &self.counters);
+        let verdict = f(&mut det, &self.counters);
         cell.store(det.to_bits(), Relaxed);
         if det.engaged_now() {
             self.events
                 .zero_step(vcpu_idx as usize, det.gpa().unwrap_or(u64::MAX));
         }
+        Some(verdict)
     }
 }
 
@@ -322,6 +329,14 @@ impl Vms {
                 .push(Atomic::new(ZeroStep::new().to_bits()), GFP_ATOMIC)
                 .ok()?;
         }
+        #[cfg(tsg_tests)]
+        let holds = {
+            let mut holds = KVec::new();
+            for _ in 0..td.max_vcpus() {
+                holds.push(Atomic::new(0), GFP_ATOMIC).ok()?;
+            }
+            holds
+        };
         let state = Arc::pin_init(
             try_pin_init!(VmState {
                 kvm: kvm as usize,
@@ -331,6 +346,8 @@ impl Vms {
                 ipis: IpiSet::new_atomic(nr_cpu_ids())?,
                 counters: Counters::new(),
                 zero_step,
+                #[cfg(tsg_tests)]
+                holds,
                 gone: Atomic::new(false),
                 files <- new_mutex!(None, "VmState::files"),
                 work <- new_work!("VmState::work"),
