@@ -716,7 +716,7 @@ def main():
         print(f"CSV: {hot_path}")
     if zs_rows:
         print(f"CSV: {zs_path}")
-    if args.plots:
+    if args.plots and rows:
         for p in plots(rows, args.outdir):
             print(f"plot: {p}")
     return 0 if ok else 1
