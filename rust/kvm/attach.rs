@@ -133,6 +133,12 @@ pub(crate) struct AttachOptions {
     /// KUnit suite: those run inside the module notifier chain, whose lock
     /// registering a notifier would wait for.
     pub(crate) watch_owner: bool,
+    /// The test module only: answer an engaged zero-step detector at
+    /// `kvm_page_fault` by raising the gate and kicking, and hold the gate
+    /// until that vCPU's fault is mapped ("option A", measured against the
+    /// shipped response by the KVM benchmark suite; see `KvmState::zero_step`).
+    #[cfg(tsg_tests)]
+    pub(crate) zero_step_hold: bool,
 }
 
 impl AttachOptions {
@@ -145,6 +151,8 @@ impl AttachOptions {
             without_tdx_platform: false,
             leaf_probes: true,
             watch_owner: true,
+            #[cfg(tsg_tests)]
+            zero_step_hold: false,
         }
     }
 }
@@ -227,6 +235,8 @@ impl KvmBackend {
                 clock: KClock::new(),
                 counters: Counters::new(),
                 attach: AttachCounters::new(),
+                #[cfg(tsg_tests)]
+                zero_step_hold: opts.zero_step_hold,
                 vms <- vm::Vms::new(),
             }? Error),
             GFP_KERNEL,

@@ -18,6 +18,11 @@ use super::attach::{
     KvmBackend,
     Unavailable, //
 };
+use super::bindings::ffi::{
+    tsg_kvm_vendor_is_module,
+    tsg_kvm_vendor_unwatch,
+    tsg_kvm_vendor_watch, //
+};
 use super::hooks;
 use crate::backend::Backend;
 use crate::platform::{
@@ -26,6 +31,7 @@ use crate::platform::{
 };
 use core::fmt;
 use kernel::{
+    error::to_result,
     impl_has_work, new_mutex, new_work,
     prelude::*,
     sync::{
@@ -149,9 +155,8 @@ impl AutoKvm {
         // The notifier first, so that no change of kvm_intel's is missed;
         // then the state it is in now (following twice changes nothing).
         // SAFETY: Process context; removed in drop.
-        if let Err(e) =
-            kernel::error::to_result(unsafe { super::bindings::ffi::tsg_kvm_vendor_watch() })
-        {
+        let watched = unsafe { tsg_kvm_vendor_watch() };
+        if let Err(e) = to_result(watched) {
             WATCHING.store(0, Release);
             return Err(e);
         }
@@ -210,7 +215,7 @@ impl PinnedDrop for AutoKvm {
     fn drop(self: Pin<&mut Self>) {
         // SAFETY: Process context; the notifier was registered in `start`.
         // Returns once no call of it is in progress.
-        unsafe { super::bindings::ffi::tsg_kvm_vendor_unwatch() };
+        unsafe { tsg_kvm_vendor_unwatch() };
         self.queue.flush();
         WATCHING.store(0, Release);
         // `now`, and with it an attached backend, drops after this.
@@ -259,7 +264,7 @@ impl Backend for AutoKvm {
 /// or not at all.
 pub(crate) fn attach_auto(opts: AttachOptions) -> Result<Arc<dyn Backend>, Unavailable> {
     // SAFETY: No preconditions.
-    if unsafe { super::bindings::ffi::tsg_kvm_vendor_is_module() } {
+    if unsafe { tsg_kvm_vendor_is_module() } {
         let auto: Arc<dyn Backend> = AutoKvm::start(opts).map_err(Unavailable::HookFailed)?;
         return Ok(auto);
     }

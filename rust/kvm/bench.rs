@@ -29,7 +29,15 @@
 //!   of `mmu_lock`, its acquisition not included): KVM's unmap runs under
 //!   the write side and so serializes the mappers whatever the hook does.
 //!   The result is the hook's cost per map and whether it grows with the
-//!   number of concurrent mappers.
+//!   number of concurrent mappers;
+//! - zero-step on KVM, the two responses: fake vCPUs on CPUs of their own
+//!   loop as KVM's vCPU threads do (enter, EPT violation, map their own
+//!   fresh page through KVM's function, enter again) with the simulated TDX
+//!   module's zero-step mitigation engaged by its own rules, under
+//!   `upstream72`, the shipped response (option B: the tracepoints only
+//!   observe, the map path kicks and retries on busy) and option A (the
+//!   gate raised at `kvm_page_fault` and held until that vCPU's fault is
+//!   mapped), in rotating order in one boot ([`zero_step_row`]).
 //!
 //! Fixed sizes, no module parameters; only sanity assertions (every map
 //! done, no VM stop), never timing ones.
@@ -47,31 +55,59 @@ use super::bindings::ffi::{
 };
 use super::kunit::{
     attach,
+    attach_holding,
+    kvm_map_gpa,
     kvm_map_x,
     kvm_unmap_x,
     total,
     FakeTd,
     FakeVcpu,
+    BUSY_STATUSES,
     PG_LEVEL_4K,
     SEAMCALLS,
+    SEAMCALLS_ON,
     X, //
 };
 use super::{
-    bindings::kvm,
+    bindings::{
+        ffi::{
+            tsg_fake_trace_exit,
+            tsg_fake_trace_page_fault,
+            tsg_fake_vcpu_enter,
+            tsg_fake_vcpu_exit, //
+        },
+        kvm,
+        kvm_vcpu,
+        Td, //
+    },
+    executor::GATE_HELD_NS,
     hooks,
+    state::hold,
     Unavailable,
     TARGET, //
 };
-use crate::platform::thread::{
-    run_on_cpu,
-    sleep_ms,
-    Thread,
-    ThreadBody,
-    ThreadCtx, //
+use crate::platform::{
+    irq::IrqsOff,
+    thread::{
+        run_on_cpu,
+        sleep_ms,
+        Thread,
+        ThreadBody,
+        ThreadCtx, //
+    },
 };
 use crate::policy::{
     CounterCell,
-    CounterTable, //
+    CounterTable,
+    Policy, //
+};
+use crate::sim::spin::spin_us;
+use crate::sim::tdx_module::{
+    Accept,
+    Enter,
+    TdxModule,
+    ZeroStepState,
+    STEPPING_EPF_THRESHOLD, //
 };
 use kernel::{
     alloc::KVVec,
@@ -86,6 +122,7 @@ use kernel::{
             Relaxed,
             Release, //
         },
+        rcu,
         Arc,
         Mutex, //
     },
@@ -700,6 +737,450 @@ fn hot_lines(mappers: usize, out: &BatchOut) {
     );
 }
 
+/// The zero-step scenario's fake vCPUs, by CPU (CPU 0 is left to KUnit and
+/// the driver, which sleeps).
+const ZS_CPUS: [u32; 3] = [1, 2, 3];
+/// Fresh pages each fake vCPU faults on and maps per batch; vCPU `i` owns
+/// pages `ZS_PAGES * i` to `ZS_PAGES * (i + 1) - 1`.
+const ZS_PAGES: u64 = 256;
+/// Rounds; each runs every row once, in an order that rotates by one per
+/// round, so that the host's drift falls on every row alike.
+const ZS_ROUNDS: usize = 5;
+/// A fake vCPU's time in the guest before its access, per entry (µs).
+const ZS_GUEST_US: u32 = 2;
+/// The fake's local retry on `-EBUSY` (KVM's has no bound). Hitting it is
+/// reported and fails the batch.
+const ZS_RETRY_CAP: u32 = 100_000;
+/// A batch that has not finished after this long is stopped and reported.
+const ZS_BATCH_TIMEOUT_MS: i64 = 30_000;
+
+/// The rows of the zero-step case: the policy and the zero-step response.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ZsRow {
+    /// `policy=upstream72`: busy maps go back to KVM (`-EBUSY`), which
+    /// retries locally; no kick anywhere.
+    Upstream72,
+    /// The shipped response (option B): the tracepoints only observe; a busy
+    /// map gets the map path's kick and one retry.
+    Observe,
+    /// Option A (test module only): the gate raised and the vCPUs kicked at
+    /// `kvm_page_fault` when the detector engages, held until that vCPU's
+    /// fault GFN is mapped (or its next exit).
+    Hold,
+}
+
+impl ZsRow {
+    const ALL: [ZsRow; 3] = [ZsRow::Upstream72, ZsRow::Observe, ZsRow::Hold];
+
+    fn name(self) -> &'static str {
+        match self {
+            ZsRow::Upstream72 => "upstream72",
+            ZsRow::Observe => "B-observe",
+            ZsRow::Hold => "A-hold",
+        }
+    }
+
+    fn policy(self) -> Policy {
+        match self {
+            ZsRow::Upstream72 => Policy::Upstream72,
+            _ => Policy::DEFAULT,
+        }
+    }
+}
+
+/// What one fake vCPU of the zero-step case counted.
+#[derive(Default)]
+struct ZsOut {
+    /// Per fault mapped: ns from its EPT-violation exit with the mitigation
+    /// engaged for its GPA (the 7th) until KVM's map returned 0.
+    fault_ns: KVec<u64>,
+    /// Faults resolved (page mapped, accepted, and the guest moved on).
+    faults: u64,
+    /// Map sequences (one per fault, local retries included), their
+    /// SEAMCALLs in all and the most one took.
+    maps: u64,
+    seamcalls: u64,
+    seamcalls_max: u64,
+    /// Calls of KVM's function that returned `-EBUSY` and were made again.
+    local_retries: u64,
+    /// Maps that did not end in success; of those, the retry bound hit.
+    failed: u64,
+    capped: u64,
+    /// Entries refused by `wait_for_sept_zap`; TDH.VP.ENTERs that came back
+    /// busy; faults whose GPA the module's zero-step list held.
+    refused: u64,
+    enter_busy: u64,
+    engaged: u64,
+}
+
+/// One fake vCPU of the zero-step case: a kthread bound to its CPU that
+/// loops as KVM's vCPU thread does, over fresh pages of its own.
+#[pin_data]
+struct ZsVcpu {
+    kvm: usize,
+    idx: u32,
+    orig: usize,
+    module: Arc<KBox<TdxModule>>,
+    first_gpa: u64,
+    go: Arc<Atomic<bool>>,
+    done: Atomic<bool>,
+    #[pin]
+    out: Mutex<ZsOut>,
+}
+
+/// How a fake vCPU came back from one try to enter.
+enum ZsExit {
+    /// `wait_for_sept_zap` was up: no TDH.VP.ENTER (and no `kvm_exit`).
+    Refused,
+    /// TDH.VP.ENTER came back busy.
+    EnterBusy,
+    /// An EPT-violation exit (the guest's access, or the module's synthetic
+    /// one under zero-step) on this GPA.
+    Fault(u64),
+    /// The guest accepted the page and moved on to its next instruction.
+    Progress,
+    /// The guest's ACCEPT found the entry busy; it tries again.
+    Again,
+}
+
+impl ZsVcpu {
+    /// One entry, as `vcpu_enter_guest()` and `tdx_vcpu_run()` make it:
+    /// interrupts off, `IN_GUEST_MODE` published and the gate checked,
+    /// TDH.VP.ENTER (with the vCPU's zero-step state), the guest's access to
+    /// `gpa` at `rip`, the TD exit with the module's zero-step accounting,
+    /// and `kvm_exit` fired as KVM fires it, with interrupts still off.
+    fn enter(&self, vcpu: *mut kvm_vcpu, zs: &mut ZeroStepState, rip: u64, gpa: u64) -> ZsExit {
+        let _irqs = IrqsOff::new();
+        // SAFETY: `vcpu` is a live vCPU of the fake TD, which outlives this
+        // thread; interrupts are off.
+        if !unsafe { tsg_fake_vcpu_enter(vcpu) } {
+            return ZsExit::Refused;
+        }
+        let (exit, status, ept) = match self.module.vp_enter(zs) {
+            Enter::Busy(status) => (ZsExit::EnterBusy, status.raw(), false),
+            Enter::EptViolation(g) => {
+                self.module.ept_violation_exit(zs, rip, g);
+                (ZsExit::Fault(g), 0, true)
+            }
+            Enter::Entered { epoch } => {
+                spin_us(ZS_GUEST_US);
+                let access = self.module.guest_accept(gpa);
+                self.module.td_exit(epoch);
+                match access {
+                    Accept::Accepted | Accept::AlreadyAccepted => {
+                        // The guest's next instruction: an exit that shows
+                        // progress clears its zero-step state.
+                        self.module.progress_exit(zs);
+                        (ZsExit::Progress, 0, false)
+                    }
+                    Accept::EptViolation => {
+                        self.module.ept_violation_exit(zs, rip, gpa);
+                        (ZsExit::Fault(gpa), 0, true)
+                    }
+                    Accept::Busy(_) | Accept::Interrupted => (ZsExit::Again, 0, false),
+                }
+            }
+        };
+        // SAFETY: As above; KVM fires `kvm_exit` with interrupts off, before
+        // the vCPU leaves guest mode.
+        unsafe {
+            tsg_fake_trace_exit(vcpu, status, ept);
+            tsg_fake_vcpu_exit(vcpu);
+        }
+        exit
+    }
+
+    /// KVM's map of `gpa` for the fault, and its local retry on `-EBUSY`
+    /// (bounded here): returns KVM's last result, and counts.
+    fn map(&self, gpa: u64, out: &mut ZsOut) -> i32 {
+        let cpu = kernel::cpu::CpuId::current().as_u32() as usize;
+        let sc = || SEAMCALLS_ON.get(cpu).map_or(0, |n| n.load(Relaxed));
+        let before = sc();
+        let mut calls = 0;
+        let ret = loop {
+            calls += 1;
+            // SAFETY: The fake TD outlives this thread; `orig` is KVM's
+            // function; the page is this vCPU's own.
+            let r = unsafe { kvm_map_gpa(self.orig, self.kvm as *mut kvm, gpa) };
+            if r != EBUSY.to_errno() || calls >= ZS_RETRY_CAP {
+                break r;
+            }
+            out.local_retries += 1;
+            cpu_relax();
+        };
+        let n = sc() - before;
+        out.maps += 1;
+        out.seamcalls += n;
+        out.seamcalls_max = out.seamcalls_max.max(n);
+        if ret != 0 {
+            out.failed += 1;
+            out.capped += u64::from(calls >= ZS_RETRY_CAP);
+        }
+        ret
+    }
+}
+
+impl ThreadBody for ZsVcpu {
+    /// Page after page of its own, each at an instruction of its own: the
+    /// guest's access faults; the first [`STEPPING_EPF_THRESHOLD`] faults
+    /// are left unresolved (the fault handler goes back to the guest without
+    /// a map, as KVM does after an exit to user space for the page: KVM's
+    /// comment in `tdx_handle_ept_violation()` names TDH.VP.ENTER after
+    /// `KVM_EXIT_MEMORY_FAULT` as a way into zero-step), so that the 7th
+    /// fault at the same RIP puts the GPA on the module's zero-step list and
+    /// the detector's streak of seven sees it at `kvm_page_fault`. That fault
+    /// is mapped through KVM's function (retried locally on `-EBUSY`); every
+    /// later TDH.VP.ENTER of the vCPU takes the S-EPT tree lock exclusive
+    /// until the guest accepts the page and moves on.
+    fn run(&self, ctx: &ThreadCtx) {
+        let mut out = core::mem::take(&mut *self.out.lock());
+        // SAFETY: The fake TD outlives this thread; vCPU `idx` exists.
+        let vcpu = unsafe { Td::from_kvm(self.kvm as *mut kvm) }
+            .and_then(|td| td.vcpu(self.idx))
+            .map_or(core::ptr::null_mut(), |v| v.as_ptr());
+        while !self.go.load(Acquire) && !ctx.should_stop() {
+            sleep_ms(1);
+        }
+        let mut zs = ZeroStepState::new();
+        'pages: for n in 0..ZS_PAGES {
+            let gpa = self.first_gpa + (n << 12);
+            let rip = n + 1;
+            let mut faults = 0;
+            let mut engaged_at = None;
+            loop {
+                if ctx.should_stop() || vcpu.is_null() {
+                    break 'pages;
+                }
+                ctx.pause();
+                let g = match self.enter(vcpu, &mut zs, rip, gpa) {
+                    ZsExit::Refused => {
+                        out.refused += 1;
+                        continue;
+                    }
+                    ZsExit::EnterBusy => {
+                        out.enter_busy += 1;
+                        continue;
+                    }
+                    ZsExit::Again => continue,
+                    ZsExit::Progress => break,
+                    ZsExit::Fault(g) => g,
+                };
+                let at = Instant::<Monotonic>::now();
+                faults += 1;
+                // KVM's `tdx_handle_ept_violation()`: in the vCPU's task,
+                // interrupts on, preemptible.
+                // SAFETY: As in `enter`.
+                unsafe { tsg_fake_trace_page_fault(vcpu, g) };
+                if zs.active() && engaged_at.is_none() {
+                    out.engaged += 1;
+                    engaged_at = Some(at);
+                }
+                if faults <= STEPPING_EPF_THRESHOLD {
+                    continue;
+                }
+                if self.map(g, &mut out) != 0 {
+                    break 'pages;
+                }
+                let since = engaged_at.unwrap_or(at);
+                // Capacity reserved by the driver: never allocates.
+                let _ = out
+                    .fault_ns
+                    .push(since.elapsed().as_nanos().unsigned_abs(), GFP_ATOMIC);
+            }
+            out.faults += 1;
+        }
+        *self.out.lock() = out;
+        self.done.store(true, Release);
+        while !ctx.should_stop() {
+            sleep_ms(1);
+        }
+    }
+}
+
+/// One row's totals over its batches.
+#[derive(Default)]
+struct ZsTotals {
+    batches: u64,
+    out: ZsOut,
+    wall_ns: u64,
+    busy_statuses: u64,
+    kicks: u64,
+    zero_step_events: u64,
+    gate_held_ns: u64,
+    vm_stops: u64,
+    timed_out: u64,
+    /// Kickers still counted on the gate, or the flag still up, after a
+    /// batch (a leaked gate).
+    gate_left: u64,
+    holds: u64,
+    hold_timeouts: u64,
+    holds_ended_map: u64,
+    holds_ended_exit: u64,
+}
+
+/// One batch of `row`: a fresh fake TD with a vCPU on each of [`ZS_CPUS`],
+/// the hook attached as the row says, every vCPU through its [`ZS_PAGES`]
+/// pages; adds what it saw to `t`.
+fn zero_step_batch(row: ZsRow, t: &mut ZsTotals) -> Result {
+    let counters = [
+        &GATE_HELD_NS,
+        &hold::TAKEN,
+        &hold::TIMED_OUT,
+        &hold::ENDED_BY_MAP,
+        &hold::ENDED_BY_EXIT,
+    ];
+    for c in counters {
+        c.store(0, Relaxed);
+    }
+    let backend = attach_holding(KICK_TIMEOUT_US, row.policy(), row == ZsRow::Hold)
+        .map_err(Unavailable::errno)?;
+    let nr = ZS_CPUS.len() as u64;
+    let pages = (ZS_PAGES * nr) as usize;
+    let td = FakeTd::with_pages(&ZS_CPUS, pages, pages / 16)?;
+    let orig = hooks::lookup(TARGET).ok_or(ENOENT)?;
+    let go = Arc::new(Atomic::new(false), GFP_KERNEL)?;
+    let mut bodies = KVec::with_capacity(ZS_CPUS.len(), GFP_KERNEL)?;
+    let mut threads = KVec::with_capacity(ZS_CPUS.len(), GFP_KERNEL)?;
+    for (i, &cpu) in ZS_CPUS.iter().enumerate() {
+        let out = ZsOut {
+            fault_ns: KVec::with_capacity(ZS_PAGES as usize, GFP_KERNEL)?,
+            ..ZsOut::default()
+        };
+        let (kvm, module, go) = (td.kvm as usize, td.module.clone(), go.clone());
+        let body = Arc::pin_init(
+            pin_init!(ZsVcpu {
+                kvm,
+                idx: i as u32,
+                orig,
+                module,
+                first_gpa: (ZS_PAGES * i as u64) << 12,
+                go,
+                done: Atomic::new(false),
+                out <- new_mutex!(out, "ZsVcpu::out"),
+            }),
+            GFP_KERNEL,
+        )?;
+        let cpu = crate::platform::online_cpu(cpu).ok_or(EINVAL)?;
+        threads.push(
+            Thread::spawn(body.clone(), Some(cpu), c"tsg_zs_vcpu/%u", 0)?,
+            GFP_KERNEL,
+        )?;
+        bodies.push(body, GFP_KERNEL)?;
+    }
+    let busy_before = BUSY_STATUSES.load(Relaxed);
+    let start = Instant::<Monotonic>::now();
+    go.store(true, Release);
+    let mut timed_out = false;
+    while !bodies.iter().all(|b| b.done.load(Acquire)) {
+        if start.elapsed().as_millis() > ZS_BATCH_TIMEOUT_MS {
+            timed_out = true;
+            break;
+        }
+        sleep_ms(2);
+    }
+    let wall_ns = start.elapsed().as_nanos().unsigned_abs();
+    // Gathered with everything still up; asserted by the caller.
+    t.batches += 1;
+    t.wall_ns += wall_ns;
+    t.timed_out += u64::from(timed_out);
+    t.busy_statuses += BUSY_STATUSES.load(Relaxed) - busy_before;
+    t.kicks += total(&backend, "kicks");
+    t.zero_step_events += total(&backend, "zero_step_events");
+    let stops = backend
+        .state
+        .attach
+        .counter("kvm_vm_stops")
+        .map_or(0, CounterCell::get);
+    t.vm_stops += stops.max(u64::from(td.td().is_bugged()));
+    let kickers = {
+        let rcu = rcu::read_lock();
+        backend
+            .state
+            .vms
+            .get(td.td(), &rcu)
+            .map_or(0, |vm| *vm.kickers.lock())
+    };
+    t.gate_left += kickers.max(u64::from(td.td().wait_for_sept_zap()));
+    // The vCPU threads stop before the hold counters are read: a vCPU
+    // refused by a leaked gate stays refused.
+    drop(threads);
+    t.gate_held_ns += GATE_HELD_NS.load(Relaxed);
+    t.holds += hold::TAKEN.load(Relaxed);
+    t.hold_timeouts += hold::TIMED_OUT.load(Relaxed);
+    t.holds_ended_map += hold::ENDED_BY_MAP.load(Relaxed);
+    t.holds_ended_exit += hold::ENDED_BY_EXIT.load(Relaxed);
+    for b in &bodies {
+        let o = b.out.lock();
+        let to = &mut t.out;
+        to.fault_ns.extend_from_slice(&o.fault_ns, GFP_KERNEL)?;
+        to.faults += o.faults;
+        to.maps += o.maps;
+        to.seamcalls += o.seamcalls;
+        to.seamcalls_max = to.seamcalls_max.max(o.seamcalls_max);
+        to.local_retries += o.local_retries;
+        to.failed += o.failed;
+        to.capped += o.capped;
+        to.refused += o.refused;
+        to.enter_busy += o.enter_busy;
+        to.engaged += o.engaged;
+    }
+    drop(td);
+    drop(backend);
+    Ok(())
+}
+
+/// The zero-step case: every row [`ZS_ROUNDS`] times, in rotating order;
+/// one `tsg-bench-kvm: zerostep row=...` line per row.
+fn zero_step_rows() -> Result<KVec<(ZsRow, ZsTotals)>> {
+    let mut rows = KVec::new();
+    for row in ZsRow::ALL {
+        rows.push((row, ZsTotals::default()), GFP_KERNEL)?;
+    }
+    let n = rows.len();
+    for round in 0..ZS_ROUNDS {
+        for k in 0..n {
+            let (row, totals) = &mut rows[(round + k) % n];
+            zero_step_batch(*row, totals)?;
+        }
+    }
+    for (row, t) in &mut rows {
+        t.out.fault_ns.sort_unstable();
+        let o = &t.out;
+        pr_info!(
+            "tsg-bench-kvm: zerostep row={} batches={} vcpus={} faults={} wall_ns={} maps={} seamcalls={} seamcalls_max={} busy_statuses={} enter_busy={} local_retries={} kicks={} zero_step_events={} gate_held_ns={} fault_p50_ns={} fault_p99_ns={} fault_max_ns={} vm_stops={} failed={} capped={} timed_out={} gate_left={} refused={} engaged={} holds={} hold_timeouts={} holds_ended_map={} holds_ended_exit={}\n",
+            row.name(),
+            t.batches,
+            ZS_CPUS.len(),
+            o.faults,
+            t.wall_ns,
+            o.maps,
+            o.seamcalls,
+            o.seamcalls_max,
+            t.busy_statuses,
+            o.enter_busy,
+            o.local_retries,
+            t.kicks,
+            t.zero_step_events,
+            t.gate_held_ns,
+            quantile(&o.fault_ns, 500),
+            quantile(&o.fault_ns, 990),
+            o.fault_ns.last().copied().unwrap_or(0),
+            t.vm_stops,
+            o.failed,
+            o.capped,
+            t.timed_out,
+            t.gate_left,
+            o.refused,
+            o.engaged,
+            t.holds,
+            t.hold_timeouts,
+            t.holds_ended_map,
+            t.holds_ended_exit,
+        );
+    }
+    Ok(rows)
+}
+
 #[kunit_tests(tdx_sept_guard_bench_kvm)]
 mod tests {
     use super::*;
@@ -764,6 +1245,41 @@ mod tests {
             assert_eq!(row.failed, 0);
             assert_eq!(row.unmap_failed, 0);
             assert_eq!(row.vm_stops, 0);
+        }
+        Ok(())
+    }
+
+    /// Zero-step on KVM, the two responses and `upstream72`: every fault
+    /// mapped, with the module's mitigation engaged for its GPA; no VM
+    /// stopped (no SEAMCALL failed); the gate down at the end of every batch
+    /// and every hold of option A ended.
+    #[test]
+    fn zero_step_responses() -> Result {
+        pr_info!(
+            "tsg-bench-kvm: zerostep-note {} fake vCPUs on CPUs {:?}, {} fresh pages each per batch, {} batches per row in rotating order; each page faults {} times at one RIP before it is mapped (the 7th puts it on the module's zero-step list), then KVM's map, retried locally on -EBUSY\n",
+            ZS_CPUS.len(),
+            &ZS_CPUS,
+            ZS_PAGES,
+            ZS_ROUNDS,
+            STEPPING_EPF_THRESHOLD + 1,
+        );
+        let rows = zero_step_rows()?;
+        let want = ZS_ROUNDS as u64 * ZS_CPUS.len() as u64 * ZS_PAGES;
+        for (row, t) in &rows {
+            let o = &t.out;
+            assert_eq!(t.timed_out, 0);
+            assert_eq!(o.faults, want);
+            assert_eq!(o.maps, want);
+            assert_eq!(o.failed, 0);
+            assert_eq!(o.engaged, want);
+            assert_eq!(t.vm_stops, 0);
+            assert_eq!(t.gate_left, 0);
+            assert_eq!(t.holds, t.holds_ended_map + t.holds_ended_exit);
+            if *row == ZsRow::Hold {
+                assert!(t.holds > 0);
+            } else {
+                assert_eq!(t.holds, 0);
+            }
         }
         Ok(())
     }

@@ -87,7 +87,13 @@ extern "C" fn tsg_kvm_tdh_returned(leaf: u64, raw: u64) {
 #[no_mangle]
 extern "C" fn tsg_kvm_zero_step_fault(vcpu: *mut kvm_vcpu, gpa: u64) {
     if let Some(state) = active() {
-        state.zero_step(vcpu, |det, c| det.on_ept_violation(gpa, c));
+        #[cfg(tsg_tests)]
+        state.hold_end_vcpu(vcpu);
+        let verdict = state.zero_step(vcpu, |det, c| det.on_ept_violation(gpa, c));
+        #[cfg(tsg_tests)]
+        state.zero_step_hold(vcpu, gpa, verdict);
+        #[cfg(not(tsg_tests))]
+        let _ = verdict;
     }
 }
 
@@ -95,6 +101,8 @@ extern "C" fn tsg_kvm_zero_step_fault(vcpu: *mut kvm_vcpu, gpa: u64) {
 #[no_mangle]
 extern "C" fn tsg_kvm_zero_step_enter_busy(vcpu: *mut kvm_vcpu, raw: u64) {
     if let Some(state) = active() {
+        #[cfg(tsg_tests)]
+        state.hold_end_vcpu(vcpu);
         state.zero_step(vcpu, |det, c| det.on_enter_status(Status::from_raw(raw), c));
     }
 }
@@ -104,6 +112,8 @@ extern "C" fn tsg_kvm_zero_step_enter_busy(vcpu: *mut kvm_vcpu, raw: u64) {
 #[no_mangle]
 extern "C" fn tsg_kvm_zero_step_progress(vcpu: *mut kvm_vcpu) {
     if let Some(state) = active() {
+        #[cfg(tsg_tests)]
+        state.hold_end_vcpu(vcpu);
         state.zero_step(vcpu, |det, _| {
             det.on_progress();
             crate::policy::ZeroStepVerdict::Reenter

@@ -58,6 +58,13 @@ pub(super) struct GateCell<'a> {
 #[cfg(tsg_tests)]
 pub(super) static MAX_KICKERS: kernel::sync::atomic::Atomic<u64> =
     kernel::sync::atomic::Atomic::new(0);
+/// For the suites: how long a gate was up in all (ns, monotonic clock),
+/// and when the one up now was raised. One fake TD at a time uses them.
+#[cfg(tsg_tests)]
+pub(super) static GATE_HELD_NS: kernel::sync::atomic::Atomic<u64> =
+    kernel::sync::atomic::Atomic::new(0);
+#[cfg(tsg_tests)]
+static GATE_RAISED_AT: kernel::sync::atomic::Atomic<u64> = kernel::sync::atomic::Atomic::new(0);
 
 impl GateCell<'_> {
     fn update(&self, f: impl FnOnce(u64) -> u64) -> u64 {
@@ -70,6 +77,17 @@ impl GateCell<'_> {
         }
         if (old == 0) != (*n == 0) {
             self.td.set_wait_for_sept_zap(*n != 0);
+            #[cfg(tsg_tests)]
+            {
+                use kernel::sync::atomic::Relaxed;
+                // SAFETY: Reads the monotonic clock; no preconditions.
+                let now = unsafe { super::bindings::ffi::tsg_fake_now_ns() };
+                if old == 0 {
+                    GATE_RAISED_AT.store(now, Relaxed);
+                } else {
+                    GATE_HELD_NS.add(now.saturating_sub(GATE_RAISED_AT.load(Relaxed)), Relaxed);
+                }
+            }
         }
         drop(n);
         smp_mb();

@@ -163,6 +163,42 @@ void tsg_fake_trace_busy_enter(struct kvm_vcpu *vcpu, u64 status)
 }
 
 /*
+ * What tdx_vcpu_run() fires after a TDH.VP.ENTER that returned @status:
+ * kvm_exit, with vp_enter_ret and the exit reason as KVM has them then (an
+ * EPT violation with @ept_violation, else the zeroed reason, which is not
+ * one). Call with interrupts off, as KVM fires it.
+ */
+void tsg_fake_trace_exit(struct kvm_vcpu *vcpu, u64 status, bool ept_violation)
+{
+	struct vcpu_vt *vt = to_vt(vcpu);
+	u32 reason = vt->exit_reason.full;
+
+	if (ept_violation)
+		vt->exit_reason.basic = EXIT_REASON_EPT_VIOLATION;
+	fake_to_tdx(vcpu)->vp_enter_ret = status;
+	trace_kvm_exit(vcpu, KVM_ISA_VMX);
+	fake_to_tdx(vcpu)->vp_enter_ret = 0;
+	vt->exit_reason.full = reason;
+}
+
+/* For the zero-step benchmark's option A, which kicks from a preemptible probe. */
+void tsg_fake_preempt_disable(void)
+{
+	preempt_disable();
+}
+
+void tsg_fake_preempt_enable(void)
+{
+	preempt_enable();
+}
+
+/* The monotonic clock, for the suites' gate-held time. */
+u64 tsg_fake_now_ns(void)
+{
+	return ktime_get_ns();
+}
+
+/*
  * Makes the @n-th next fault-injection point this task reaches fail (the
  * kernel's fail-nth, as /proc/<pid>/fail-nth sets it): with failslab, the
  * n-th slab allocation. Returns false without CONFIG_FAULT_INJECTION.

@@ -94,5 +94,9 @@ u64 tsg_fake_present_leaf_spte(u64 pfn);
 u64 tsg_fake_nonpresent_spte(void);
 void tsg_fake_trace_page_fault(struct kvm_vcpu *vcpu, u64 gpa);
 void tsg_fake_trace_busy_enter(struct kvm_vcpu *vcpu, u64 status);
+void tsg_fake_trace_exit(struct kvm_vcpu *vcpu, u64 status, bool ept_violation);
+void tsg_fake_preempt_disable(void);
+void tsg_fake_preempt_enable(void);
+u64 tsg_fake_now_ns(void);
 
 #endif

@@ -94,6 +94,12 @@ static MODULE: Atomic<usize> = Atomic::new(0);
 /// SEAMCALLs the stand-ins sent to the simulated TDX module, ever.
 pub(super) static SEAMCALLS: Atomic<u64> = Atomic::new(0);
 
+/// [`SEAMCALLS`] by the CPU that issued them (CPUs 0 to 7), and the busy
+/// statuses the simulated module returned to them: a map call runs with
+/// preemption off, so the count on its CPU across the call is its own.
+pub(super) static SEAMCALLS_ON: [Atomic<u64>; 8] = [const { Atomic::new(0) }; 8];
+pub(super) static BUSY_STATUSES: Atomic<u64> = Atomic::new(0);
+
 /// Runs one SEAMCALL for `fake_td.c`'s stand-ins.
 #[no_mangle]
 extern "C" fn tsg_fake_seamcall(leaf: u64, gpa: u64, level: c_int) -> u64 {
@@ -105,13 +111,19 @@ extern "C" fn tsg_fake_seamcall(leaf: u64, gpa: u64, level: c_int) -> u64 {
     // alive, and cleared (after its redirections are gone) before it drops.
     let module = unsafe { &*module };
     SEAMCALLS.add(1, Relaxed);
-    module
-        .seamcall(&SeptOp {
-            leaf,
-            gpa,
-            level: level as u8,
-        })
-        .raw()
+    let cpu = kernel::cpu::CpuId::current().as_u32() as usize;
+    if let Some(n) = SEAMCALLS_ON.get(cpu) {
+        n.add(1, Relaxed);
+    }
+    let status = module.seamcall(&SeptOp {
+        leaf,
+        gpa,
+        level: level as u8,
+    });
+    if status.is_operand_busy() {
+        BUSY_STATUSES.add(1, Relaxed);
+    }
+    status.raw()
 }
 
 /// The guest page the tests map.
@@ -221,13 +233,20 @@ impl FakeTd {
     /// A fake TD with one vCPU per CPU in `cpus`, which its thread will run
     /// on.
     pub(super) fn with_cpus(cpus: &[u32]) -> Result<Self> {
+        Self::with_pages(cpus, 64, 1)
+    }
+
+    /// A fake TD with one vCPU per CPU in `cpus`, `pages` 4K pages of
+    /// private memory, and its first `tables` S-EPT pages (16 pages each)
+    /// already added.
+    pub(super) fn with_pages(cpus: &[u32], pages: usize, tables: usize) -> Result<Self> {
         // It redirects KVM's SEAMCALL wrappers for every caller.
         super::test_host_check()?;
         let module = Arc::new(
             KBox::new(
                 TdxModule::new(
                     Geometry {
-                        pages: 64,
+                        pages,
                         pages_per_table: 16,
                     },
                     Latency {
@@ -281,14 +300,17 @@ impl FakeTd {
             let redirect = unsafe { Redirect::new(name, target, replacement)? };
             this._seamcalls.push(redirect, GFP_KERNEL)?;
         }
-        // The S-EPT page above X, as a TD that already faulted nearby has it.
-        let table = SeptOp {
-            leaf: Leaf::MemSeptAdd,
-            gpa: 0,
-            level: 2,
-        };
-        if this.module.seamcall(&table) != Status::SUCCESS {
-            return Err(EINVAL);
+        // The S-EPT page above X (and, if asked, those after it), as a TD
+        // that already faulted nearby has them.
+        for t in 0..tables {
+            let table = SeptOp {
+                leaf: Leaf::MemSeptAdd,
+                gpa: (t as u64 * 16) << 12,
+                level: 2,
+            };
+            if this.module.seamcall(&table) != Status::SUCCESS {
+                return Err(EINVAL);
+            }
         }
         Ok(this)
     }
@@ -496,6 +518,17 @@ pub(super) fn attach_with(
     kick_timeout_us: u32,
     policy: Policy,
 ) -> core::result::Result<KvmBackend, Unavailable> {
+    attach_holding(kick_timeout_us, policy, false)
+}
+
+/// As [`attach_with`]; with `zero_step_hold`, an engaged zero-step detector
+/// at `kvm_page_fault` raises the gate and kicks, and the gate stays up until
+/// that vCPU's fault is mapped (the benchmark's "option A").
+pub(super) fn attach_holding(
+    kick_timeout_us: u32,
+    policy: Policy,
+    zero_step_hold: bool,
+) -> core::result::Result<KvmBackend, Unavailable> {
     KvmBackend::attach(AttachOptions {
         target: TARGET,
         policy,
@@ -503,6 +536,7 @@ pub(super) fn attach_with(
         without_tdx_platform: true,
         leaf_probes: false,
         watch_owner: false,
+        zero_step_hold,
     })
 }
 
@@ -1420,6 +1454,7 @@ mod tests {
                 without_tdx_platform: true,
                 leaf_probes: false,
                 watch_owner: false,
+                zero_step_hold: false,
             };
             let auto = crate::kvm::auto::AutoKvm::start_with(opts, false)?;
             let event = |name: &CStr, live| {
@@ -1458,6 +1493,7 @@ mod tests {
             without_tdx_platform: true,
             leaf_probes: false,
             watch_owner: false,
+            zero_step_hold: false,
         });
         let missing = matches!(r, Err(Unavailable::NoKvmTdx));
         if let Err(why) = &r {

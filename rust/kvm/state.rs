@@ -55,13 +55,26 @@ pub(crate) struct KvmState {
     /// Counts made outside any one VM: the unmap leaves' busy statuses.
     pub(crate) counters: Counters<KCounter>,
     pub(crate) attach: AttachCounters<KCounter>,
+    /// The test module's "option A" of the zero-step response
+    /// ([`KvmState::zero_step_hold`]).
+    #[cfg(tsg_tests)]
+    pub(super) zero_step_hold: bool,
     #[pin]
     pub(crate) vms: vm::Vms,
 }
 
 impl KvmState {
-    /// The map call, under the policy.
+    /// The map call, under the policy. (In the test module, with
+    /// `zero_step_hold`, it then ends the zero-step hold of a vCPU whose
+    /// fault this GFN was.)
     pub(super) fn map(&self, td: Td<'_>, gfn: u64, old: u64, new: u64, level: i32) -> i32 {
+        let ret = self.map_under_policy(td, gfn, old, new, level);
+        #[cfg(tsg_tests)]
+        self.hold_end_gfn(td, gfn);
+        ret
+    }
+
+    fn map_under_policy(&self, td: Td<'_>, gfn: u64, old: u64, new: u64, level: i32) -> i32 {
         let mut call = MapCall {
             orig: self.orig,
             td,
@@ -160,24 +173,18 @@ impl KvmState {
     /// module's zero-step mitigation shows up where it matters, as a busy
     /// AUG or SEPT.ADD in the fault's map, and the map path answers that
     /// with its one kick and retry, under every policy's own rules.
+    ///
+    /// Returns the detector's verdict, if the VM has state.
     pub(super) fn zero_step(
         &self,
         vcpu: *mut kvm_vcpu,
         f: impl FnOnce(&mut ZeroStep, &Counters<KCounter>) -> ZeroStepVerdict,
-    ) {
+    ) -> Option<ZeroStepVerdict> {
         // SAFETY: The tracepoints pass a live TD vCPU (`helpers.c` checks
         // `is_td_vcpu()`).
-        let Some(td) = (unsafe { hooks::td_of(vcpu) }) else {
-            return;
-        };
-        // SAFETY: As above: a live vCPU of that TD.
-        let Some(idx) = (unsafe { Vcpu::from_raw(vcpu) }).map(|v| v.idx()) else {
-            return;
-        };
+        let (td, idx) = unsafe { td_and_index(vcpu) }?;
         let rcu = rcu::read_lock();
-        if let Some(vm) = self.vms.get(td, &rcu) {
-            vm.zero_step_observe(idx, f);
-        }
+        self.vms.get(td, &rcu)?.zero_step_observe(idx, f)
     }
 
     /// Stops the VM as `kvm_vm_bugged()` does, from what a module may use:
@@ -208,5 +215,184 @@ impl KvmState {
             }
         }
         self.attach.kvm_vm_stops.add(1);
+    }
+}
+
+/// The TD of a vCPU and the vCPU's index in it.
+///
+/// # Safety
+///
+/// `vcpu` is a live vCPU of a TD.
+unsafe fn td_and_index<'a>(vcpu: *mut kvm_vcpu) -> Option<(Td<'a>, u32)> {
+    // SAFETY: The caller's contract.
+    let td = unsafe { hooks::td_of(vcpu) }?;
+    // SAFETY: As above: a live vCPU of that TD.
+    let idx = unsafe { Vcpu::from_raw(vcpu) }?.idx();
+    Some((td, idx))
+}
+
+/// The test module's "option A" of the zero-step response, measured by the
+/// KVM benchmark suite against the shipped one (which only observes, see
+/// [`KvmState::zero_step`]): when the detector answers
+/// [`ZeroStepVerdict::KickAndWait`] at `kvm_page_fault`, raise the gate,
+/// kick the vCPUs in guest mode and wait for them, and keep the gate up
+/// until the map hook has run for that fault's GFN, or the vCPU's next exit
+/// or fault, whichever comes first.
+///
+/// It runs in the `kvm_page_fault` probe: the vCPU's own task, interrupts
+/// on, inside the tracepoint's SRCU read section (7.2 runs tracepoint probes
+/// under SRCU, preemptible). The kick's wait spins against the kick deadline
+/// (at most `MAX_KICK_TIMEOUT_US`); it runs with preemption off, as the map
+/// path's kick does under `mmu_lock`, so that the spinning task keeps its
+/// CPU. A kick that times out lowers the gate at once and stops nothing: no
+/// SEAMCALL failed.
+///
+/// Why it does not ship: a vCPU that holds the gate and does not reach the
+/// map hook for its GFN (a spurious fault another vCPU resolved, an exit to
+/// user space) goes to enter again, and `tdx_vcpu_run()` refuses it before
+/// `kvm_entry` and `kvm_exit` fire: no probe sees it again, and the gate
+/// stays up (`Documentation/attach.rst`, "Zero-step").
+#[cfg(tsg_tests)]
+pub(super) mod hold {
+    use kernel::sync::atomic::Atomic;
+
+    /// Holds taken, and kicks for one that timed out (no hold taken).
+    pub(crate) static TAKEN: Atomic<u64> = Atomic::new(0);
+    pub(crate) static TIMED_OUT: Atomic<u64> = Atomic::new(0);
+    /// Holds ended by the map hook for the fault's GFN, and by the vCPU's
+    /// next exit or fault.
+    pub(crate) static ENDED_BY_MAP: Atomic<u64> = Atomic::new(0);
+    pub(crate) static ENDED_BY_EXIT: Atomic<u64> = Atomic::new(0);
+}
+
+/// Preemption disabled for the lifetime of the guard.
+///
+/// # Invariants
+///
+/// `preempt_disable()` was called on this task when the guard was made and
+/// is undone exactly once, in `drop`; the guard is neither `Send` nor `Sync`.
+#[cfg(tsg_tests)]
+struct PreemptOff(core::marker::PhantomData<*mut ()>);
+
+#[cfg(tsg_tests)]
+impl PreemptOff {
+    fn new() -> Self {
+        // SAFETY: `preempt_disable()` has no preconditions.
+        unsafe { super::bindings::ffi::tsg_fake_preempt_disable() };
+        // INVARIANT: Just disabled, undone in `drop`.
+        Self(core::marker::PhantomData)
+    }
+}
+
+#[cfg(tsg_tests)]
+impl Drop for PreemptOff {
+    fn drop(&mut self) {
+        // SAFETY: Pairs with the `preempt_disable()` of `new` (type
+        // invariant).
+        unsafe { super::bindings::ffi::tsg_fake_preempt_enable() };
+    }
+}
+
+#[cfg(tsg_tests)]
+impl KvmState {
+    /// Option A at `kvm_page_fault`: `verdict` is the detector's for a
+    /// private fault of `vcpu` at `gpa` (see [`hold`]).
+    pub(super) fn zero_step_hold(
+        &self,
+        vcpu: *mut kvm_vcpu,
+        gpa: u64,
+        verdict: Option<ZeroStepVerdict>,
+    ) {
+        use kernel::sync::atomic::{
+            Relaxed,
+            Release, //
+        };
+        if !self.zero_step_hold || verdict != Some(ZeroStepVerdict::KickAndWait) {
+            return;
+        }
+        // SAFETY: The tracepoint passes a live TD vCPU.
+        let Some((td, idx)) = (unsafe { td_and_index(vcpu) }) else {
+            return;
+        };
+        let rcu = rcu::read_lock();
+        let Some(vm) = self.vms.get(td, &rcu) else {
+            return;
+        };
+        let Some(cell) = vm.holds.get(idx as usize) else {
+            return;
+        };
+        // One hold per vCPU; only its own task sets it, so this load does
+        // not race with another setter.
+        if cell.load(Relaxed) != 0 {
+            return;
+        }
+        let held = {
+            let _preempt = PreemptOff::new();
+            self.with_executor(td, vm, |exec| match exec.kick_and_wait() {
+                Ok(guard) => {
+                    // The gate stays up past this call: the map hook or the
+                    // vCPU's next exit lowers it (`hold_end_*`).
+                    core::mem::forget(guard);
+                    true
+                }
+                Err(_) => false,
+            })
+        };
+        if held {
+            // Published after the raise: whoever takes it lowers a raised
+            // gate.
+            cell.store((gpa >> 12) + 1, Release);
+            hold::TAKEN.add(1, Relaxed);
+        } else {
+            hold::TIMED_OUT.add(1, Relaxed);
+        }
+    }
+
+    /// Ends `vcpu`'s hold, if it has one: its next exit or fault.
+    pub(super) fn hold_end_vcpu(&self, vcpu: *mut kvm_vcpu) {
+        if !self.zero_step_hold {
+            return;
+        }
+        // SAFETY: The probes pass a live TD vCPU.
+        let Some((td, idx)) = (unsafe { td_and_index(vcpu) }) else {
+            return;
+        };
+        let rcu = rcu::read_lock();
+        let Some(vm) = self.vms.get(td, &rcu) else {
+            return;
+        };
+        if let Some(cell) = vm.holds.get(idx as usize) {
+            if cell.xchg(0, kernel::sync::atomic::Full) != 0 {
+                Self::lower_gate(td, vm);
+                hold::ENDED_BY_EXIT.add(1, kernel::sync::atomic::Relaxed);
+            }
+        }
+    }
+
+    /// Ends the hold of every vCPU whose fault was at `gfn`: the map hook
+    /// ran for it.
+    fn hold_end_gfn(&self, td: Td<'_>, gfn: u64) {
+        if !self.zero_step_hold {
+            return;
+        }
+        let rcu = rcu::read_lock();
+        let Some(vm) = self.vms.get(td, &rcu) else {
+            return;
+        };
+        for cell in vm.holds.iter() {
+            if cell.cmpxchg(gfn + 1, 0, kernel::sync::atomic::Full).is_ok() {
+                Self::lower_gate(td, vm);
+                hold::ENDED_BY_MAP.add(1, kernel::sync::atomic::Relaxed);
+            }
+        }
+    }
+
+    fn lower_gate(td: Td<'_>, vm: &vm::VmState) {
+        use crate::policy::Atomic64;
+        GateCell {
+            td,
+            lock: &vm.kickers,
+        }
+        .fetch_sub(1);
     }
 }

@@ -114,6 +114,12 @@ pub(super) struct VmState {
     /// index, for the VM's `max_vcpus` vCPUs (final once `tdx_vm_init()`
     /// has run).
     zero_step: KVVec<Atomic<u64>>,
+    /// The test module's "option A" (`KvmState::zero_step`): per vCPU, 1 +
+    /// the GFN of the fault for which that vCPU holds the gate up, or 0.
+    /// Set by the vCPU's own task; taken (swapped to 0) by whoever lowers
+    /// the gate for it, exactly once.
+    #[cfg(tsg_tests)]
+    pub(super) holds: KVVec<Atomic<u64>>,
     /// KVM destroyed the VM: the work removes the files.
     gone: Atomic<bool>,
     #[pin]
@@ -172,21 +178,22 @@ impl VmState {
     ///
     /// Called only from that vCPU's own task (its exits and faults), so the
     /// load and the store need not be one atomic step.
+    ///
+    /// Returns the detector's verdict (`None` for a vCPU index out of range).
     pub(super) fn zero_step_observe(
         &self,
         vcpu_idx: u32,
         f: impl FnOnce(&mut ZeroStep, &Counters<KCounter>) -> ZeroStepVerdict,
-    ) {
-        let Some(cell) = self.zero_step.get(vcpu_idx as usize) else {
-            return;
-        };
+    ) -> Option<ZeroStepVerdict> {
+        let cell = self.zero_step.get(vcpu_idx as usize)?;
         let mut det = ZeroStep::from_bits(cell.load(Relaxed));
-        let _ = f(&mut det, &self.counters);
+        let verdict = f(&mut det, &self.counters);
         cell.store(det.to_bits(), Relaxed);
         if det.engaged_now() {
             self.events
                 .zero_step(vcpu_idx as usize, det.gpa().unwrap_or(u64::MAX));
         }
+        Some(verdict)
     }
 }
 
@@ -375,6 +382,14 @@ impl Vms {
         for _ in 0..vcpus {
             zero_step.push(Atomic::new(ZeroStep::new().to_bits()), GFP_KERNEL)?;
         }
+        #[cfg(tsg_tests)]
+        let holds = {
+            let mut holds = KVVec::with_capacity(vcpus, GFP_KERNEL)?;
+            for _ in 0..vcpus {
+                holds.push(Atomic::new(0), GFP_KERNEL)?;
+            }
+            holds
+        };
         Arc::pin_init(
             try_pin_init!(VmState {
                 kvm: kvm as usize,
@@ -384,6 +399,8 @@ impl Vms {
                 ipis: IpiSet::new(nr_cpu_ids())?,
                 counters: Counters::new(),
                 zero_step,
+                #[cfg(tsg_tests)]
+                holds,
                 gone: Atomic::new(false),
                 files <- new_mutex!(None, "VmState::files"),
                 work <- new_work!("VmState::work"),

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Tests of scripts/bench.py's hot-path part on a small made-up guest log:
-the lines of the KVM benchmark suite's hot-path case become rows with the
-ratio and the added time, and the two targets. Run from the repository's
+"""Tests of scripts/bench.py's hot-path and zero-step parts on small made-up
+guest logs: the lines of the KVM benchmark suite's hot-path case become
+rows with the ratio and the added time, and the two targets; those of its
+zero-step case become rows with rates and shares, and their two targets. Run from the repository's
 top:
 
   python3 -m unittest discover -s scripts/tests -v
@@ -95,6 +96,63 @@ class HotPath(unittest.TestCase):
         self.assertEqual(len(rows), 4)
         # No 3-mapper rows: no scaling verdict, the added-time one stays.
         self.assertEqual(len(bench.hotpath_targets(rows)), 1)
+
+
+def zs(row, stops=0, left=0, faults=768, wall_ns=2 * 10**9, seamcalls=800, kicks=40):
+    return (f"zerostep row={row} batches=5 vcpus=3 faults={faults} wall_ns={wall_ns} maps={faults} "
+            f"seamcalls={seamcalls} seamcalls_max=2 busy_statuses=32 enter_busy=50 local_retries=0 "
+            f"kicks={kicks} zero_step_events=800 gate_held_ns=50000000 fault_p50_ns=40000 "
+            f"fault_p99_ns=900000 fault_max_ns=2000000 vm_stops={stops} failed=0 capped=0 "
+            f"timed_out=0 gate_left={left} refused=10 engaged={faults} holds=0 hold_timeouts=0 "
+            f"holds_ended_map=0 holds_ended_exit=0")
+
+
+ZS_LOG = [
+    "zerostep-note 3 fake vCPUs on CPUs [1, 2, 3], ...",
+    zs("upstream72", seamcalls=900, kicks=0),
+    zs("B-observe"),
+    zs("A-hold", kicks=768),
+]
+
+
+class ZeroStep(unittest.TestCase):
+    def parse(self, lines):
+        with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as f:
+            f.write("".join(PREFIX + line + "\n" for line in lines))
+        try:
+            return bench.parse_kvm(f.name)[0]
+        finally:
+            os.unlink(f.name)
+
+    def test_rows(self):
+        kvm = self.parse(ZS_LOG + LOG)
+        # Not taken for the contended rows (which also carry row=).
+        self.assertNotIn("A-hold", kvm)
+        rows = bench.zerostep_rows(kvm)
+        self.assertEqual([r["row"] for r in rows], ["upstream72", "B-observe", "A-hold"])
+        up, b, a = rows
+        self.assertEqual(up["faults_per_s"], 384)
+        self.assertEqual(up["seamcalls_per_map"], round(900 / 768, 3))
+        self.assertEqual(a["kicks_per_fault"], 1.0)
+        self.assertEqual(b["gate_held_pct"], 2.5)
+        self.assertEqual((b["fault_p50_us"], b["fault_p99_us"]), (40.0, 900.0))
+        table = bench.zerostep_table(rows)
+        self.assertIn("A-hold", table)
+        self.assertTrue(all(met for met, _ in bench.zerostep_targets(rows)))
+        # The hot-path rows are still there.
+        self.assertEqual(len(bench.hotpath_rows(kvm)), 6)
+
+    def test_stop_and_leak_miss(self):
+        rows = bench.zerostep_rows(self.parse([zs("B-observe", stops=1), zs("A-hold", left=1)]))
+        (stop_ok, stop_text), (left_ok, left_text) = bench.zerostep_targets(rows)
+        self.assertFalse(stop_ok)
+        self.assertIn("B-observe 1", stop_text)
+        self.assertFalse(left_ok)
+        self.assertIn("A-hold 1", left_text)
+
+    def test_missing(self):
+        self.assertEqual(bench.zerostep_rows(self.parse(LOG)), [])
+        self.assertEqual(bench.zerostep_targets([]), [])
 
 
 if __name__ == "__main__":
