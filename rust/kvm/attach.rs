@@ -10,9 +10,12 @@ use super::state::KvmState;
 use super::vm;
 use super::AttachCounters;
 use crate::backend::Backend;
-use crate::platform::sync::{
-    KClock,
-    KCounter, //
+use crate::platform::{
+    percpu::PerCpu,
+    sync::{
+        KClock,
+        KCounter, //
+    },
 };
 use crate::policy::{
     CounterTable,
@@ -234,7 +237,7 @@ impl KvmBackend {
                 kick_timeout_ns: u64::from(opts.kick_timeout_us.min(MAX_KICK_TIMEOUT_US)) * 1000,
                 clock: KClock::new(),
                 counters: Counters::new(),
-                attach: AttachCounters::new(),
+                attach: PerCpu::new(AttachCounters::new)?,
                 #[cfg(tsg_tests)]
                 zero_step_hold: opts.zero_step_hold,
                 vms <- vm::Vms::new(),
@@ -368,7 +371,7 @@ impl Backend for KvmBackend {
         for (desc, value) in Counters::<KCounter>::COUNTERS.iter().zip(totals) {
             writeln!(f, "{} {}", desc.name, value)?;
         }
-        self.state.attach.render(f)?;
+        self.state.attach_totals().render(f)?;
         writeln!(f, "kvm_vms_tracked {}", self.state.vms.len())?;
         writeln!(f, "kvm_vm_state_failures {}", self.state.vms.failures())?;
         writeln!(

@@ -206,7 +206,7 @@ impl AutoKvm {
         let now = self.now.lock();
         now.attached
             .as_ref()
-            .map(|b| b.state.attach.kvm_map_calls.get())
+            .map(|b| b.state.attach_totals().kvm_map_calls.get())
     }
 }
 

@@ -58,7 +58,7 @@ unsafe extern "C" fn tsg_kvm_set_private_spte(
     match (td, active()) {
         (Some(td), Some(backend)) => {
             if hooks::is_shadow_present(old) {
-                backend.attach.kvm_unmap_calls.add(1);
+                backend.attach.local().kvm_unmap_calls.add(1);
                 // SAFETY: KVM's own arguments, under KVM's own locks.
                 unsafe { hooks::call_set_private_spte(backend.orig, td, gfn, old, new, level) }.0
             } else {

@@ -630,13 +630,14 @@ fn scenario_under(
     if let Some(b) = &backend {
         // The totals over every VM, as the `stats` file shows them.
         let totals = b.state.vms.totals(&b.state.counters);
+        let attach = b.state.attach_totals();
         for (value, name) in counters.iter_mut().zip(SEEN) {
             let policy = Counters::<KCounter>::COUNTERS
                 .iter()
                 .position(|d| d.name == name)
                 .and_then(|i| totals.get(i).copied());
             *value = policy
-                .or_else(|| b.state.attach.counter(name).map(CounterCell::get))
+                .or_else(|| attach.counter(name).map(CounterCell::get))
                 .unwrap_or(u64::MAX);
         }
     }
@@ -1022,7 +1023,7 @@ mod tests {
             let before = (read("seamcalls"), read("kicks"), SEAMCALLS.load(Relaxed));
             let (second, took_ms) = td.map_x()?;
             let after = (read("seamcalls"), read("kicks"), SEAMCALLS.load(Relaxed));
-            let stopped_calls = backend.state.attach.kvm_stopped_vm_calls.get();
+            let stopped_calls = backend.state.attach_totals().kvm_stopped_vm_calls.get();
             td.module.set_stuck_busy(false);
             (first, second, took_ms, before, (after, stopped_calls))
         };
@@ -1192,7 +1193,7 @@ mod tests {
                 }
                 sleep_ms(1);
             }
-            let maps_hooked = backend.state.attach.kvm_map_calls.get();
+            let maps_hooked = backend.state.attach_totals().kvm_map_calls.get();
             drop(backend);
             hold.store(false, Release);
             for _ in 0..20_000 {
@@ -1257,7 +1258,7 @@ mod tests {
             }
             let rets = [bodies[0].ret.load(Relaxed), bodies[1].ret.load(Relaxed)];
             let retries = total(&backend, "retries");
-            let stops = backend.state.attach.kvm_vm_stops.get();
+            let stops = backend.state.attach_totals().kvm_vm_stops.get();
             let gate_up_after = td.td().wait_for_sept_zap();
             drop(threads);
             drop(td);
@@ -1307,8 +1308,8 @@ mod tests {
                 unsafe { tsg_fake_fail_nth(0) };
                 (r, pending)
             })?;
-            let untracked = backend.state.attach.kvm_untracked_calls.get();
-            let mapped = backend.state.attach.kvm_map_calls.get();
+            let untracked = backend.state.attach_totals().kvm_untracked_calls.get();
+            let mapped = backend.state.attach_totals().kvm_map_calls.get();
             (tracked, map, pending, untracked, mapped)
         };
         assert_eq!(tracked, 1);
@@ -1329,8 +1330,8 @@ mod tests {
             let backend = attach(100_000).map_err(Unavailable::errno)?;
             let tracked = backend.state.vms.len();
             let _ = td.map_x()?;
-            let untracked = backend.state.attach.kvm_untracked_calls.get();
-            let mapped = backend.state.attach.kvm_map_calls.get();
+            let untracked = backend.state.attach_totals().kvm_untracked_calls.get();
+            let mapped = backend.state.attach_totals().kvm_map_calls.get();
             drop(backend);
             (tracked, untracked, mapped)
         };
@@ -1356,12 +1357,12 @@ mod tests {
             // SAFETY: As above.
             unsafe { tsg_fake_td_listed(td.kvm, true) };
             let first = td.map_x()?.0;
-            let untracked = backend.state.attach.kvm_untracked_calls.get();
+            let untracked = backend.state.attach_totals().kvm_untracked_calls.get();
             let _ = td.unmap_x()?;
             backend.state.vms.flush();
             let after = backend.state.vms.len();
             let second = td.map_x()?.0;
-            let mapped = backend.state.attach.kvm_map_calls.get();
+            let mapped = backend.state.attach_totals().kvm_map_calls.get();
             drop(backend);
             (before, first, untracked, after, second, mapped)
         };
@@ -1420,8 +1421,8 @@ mod tests {
                 pending,
                 backend.state.vms.len(),
                 backend.state.vms.failures(),
-                backend.state.attach.kvm_untracked_calls.get(),
-                backend.state.attach.kvm_map_calls.get(),
+                backend.state.attach_totals().kvm_untracked_calls.get(),
+                backend.state.attach_totals().kvm_map_calls.get(),
             )
         };
         if failures == 0 {

@@ -18,9 +18,12 @@ use super::executor::{
 use super::hooks;
 use super::vm;
 use super::AttachCounters;
-use crate::platform::sync::{
-    KClock,
-    KCounter, //
+use crate::platform::{
+    percpu::PerCpu,
+    sync::{
+        KClock,
+        KCounter, //
+    },
 };
 use crate::policy::{
     gate::OUTSIDE_GUEST_MODE,
@@ -54,7 +57,8 @@ pub(crate) struct KvmState {
     pub(super) clock: KClock,
     /// Counts made outside any one VM: the unmap leaves' busy statuses.
     pub(crate) counters: Counters<KCounter>,
-    pub(crate) attach: AttachCounters<KCounter>,
+    /// One copy per CPU: every map call adds to one of these.
+    pub(crate) attach: PerCpu<AttachCounters<KCounter>>,
     /// The test module's "option A" of the zero-step response
     /// ([`KvmState::zero_step_hold`]).
     #[cfg(tsg_tests)]
@@ -64,6 +68,13 @@ pub(crate) struct KvmState {
 }
 
 impl KvmState {
+    /// The attach layer's counters, summed over the CPUs.
+    pub(crate) fn attach_totals(&self) -> AttachCounters<KCounter> {
+        let sum = AttachCounters::new();
+        self.attach.sum_into(&sum);
+        sum
+    }
+
     /// The map call, under the policy. (In the test module, with
     /// `zero_step_hold`, it then ends the zero-step hold of a vCPU whose
     /// fault this GFN was.)
@@ -88,7 +99,7 @@ impl KvmState {
         // without another SEAMCALL or kick (each would be a bounded wait
         // with preemption off, paid again on every later fault).
         if td.is_bugged() {
-            self.attach.kvm_stopped_vm_calls.add(1);
+            self.attach.local().kvm_stopped_vm_calls.add(1);
             return EIO.to_errno();
         }
         let rcu = rcu::read_lock();
@@ -96,12 +107,12 @@ impl KvmState {
             // Its state could not be allocated (logged then), or KVM
             // created it while the module attached: that is looked into
             // in process context. Nothing is allocated here.
-            self.attach.kvm_untracked_calls.add(1);
+            self.attach.local().kvm_untracked_calls.add(1);
             self.vms.missing(td);
             let _ = call.seamcall(&SeptOp::new_4k(Leaf::MemPageAug, gfn << 12));
             return call.ret;
         };
-        self.attach.kvm_map_calls.add(1);
+        self.attach.local().kvm_map_calls.add(1);
         let leaf = if !hooks::is_last_spte(new, level) {
             Leaf::MemSeptAdd
         } else if td.state() == TD_STATE_RUNNABLE {
@@ -157,7 +168,7 @@ impl KvmState {
             lock: &vm.kickers,
         });
         let vcpus = self.vcpus(td, vm);
-        let exec = Executor::new(self.policy, &gate, &vcpus, &vm.counters, &self.clock)
+        let exec = Executor::new(self.policy, &gate, &vcpus, vm.counters.local(), &self.clock)
             .with_events(&vm.events);
         f(&exec)
     }
@@ -214,7 +225,7 @@ impl KvmState {
                 vcpus.send_ipi(i);
             }
         }
-        self.attach.kvm_vm_stops.add(1);
+        self.attach.local().kvm_vm_stops.add(1);
     }
 }
 

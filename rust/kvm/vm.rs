@@ -56,6 +56,7 @@ use crate::platform::{
         File, //
     },
     ipi::IpiSet,
+    percpu::PerCpu,
     sync::KCounter,
     trace::VmEvents,
     workqueue::OwnedQueue,
@@ -71,7 +72,6 @@ use crate::policy::{
 use core::ffi::c_void;
 use core::fmt;
 use kernel::{
-    alloc::KVVec,
     cpu::nr_cpu_ids,
     error::to_result,
     fmt::Write,
@@ -108,18 +108,19 @@ pub(super) struct VmState {
     pub(super) kickers: SpinLock<u64>,
     /// One asynchronous IPI slot per CPU.
     pub(super) ipis: IpiSet,
-    /// The policy's counters for this VM.
-    pub(super) counters: Counters<KCounter>,
+    /// The policy's counters for this VM, one copy per CPU: the VM's
+    /// concurrent map calls share no counter cache line.
+    pub(super) counters: PerCpu<Counters<KCounter>>,
     /// Each vCPU's zero-step detector ([`ZeroStep::to_bits`]), by vCPU
     /// index, for the VM's `max_vcpus` vCPUs (final once `tdx_vm_init()`
     /// has run).
-    zero_step: KVVec<Atomic<u64>>,
+    zero_step: KVec<Atomic<u64>>,
     /// The test module's "option A" (`KvmState::zero_step`): per vCPU, 1 +
     /// the GFN of the fault for which that vCPU holds the gate up, or 0.
     /// Set by the vCPU's own task; taken (swapped to 0) by whoever lowers
     /// the gate for it, exactly once.
     #[cfg(tsg_tests)]
-    pub(super) holds: KVVec<Atomic<u64>>,
+    pub(super) holds: KVec<Atomic<u64>>,
     /// KVM destroyed the VM: the work removes the files.
     gone: Atomic<bool>,
     #[pin]
@@ -157,7 +158,9 @@ fn show_vm_stats(vm: &VmRef, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     // SAFETY: By the type invariant the state outlives its files, and the
     // file exists while this runs.
     let vm = unsafe { &*vm.0 };
-    vm.counters.render(f)
+    let sum = Counters::<KCounter>::new();
+    vm.counters.sum_into(&sum);
+    sum.render(f)
 }
 
 impl VmState {
@@ -187,7 +190,7 @@ impl VmState {
     ) -> Option<ZeroStepVerdict> {
         let cell = self.zero_step.get(vcpu_idx as usize)?;
         let mut det = ZeroStep::from_bits(cell.load(Relaxed));
-        let verdict = f(&mut det, &self.counters);
+        let verdict = f(&mut det, self.counters.local());
         cell.store(det.to_bits(), Relaxed);
         if det.engaged_now() {
             self.events
@@ -290,15 +293,6 @@ fn values(c: &Counters<KCounter>) -> [u64; NR_COUNTERS] {
     out
 }
 
-/// Adds `from`'s values into `to`.
-fn add_into(to: &Counters<KCounter>, from: &[u64; NR_COUNTERS]) {
-    let mut i = 0;
-    to.for_each_counter(&mut |_, cell| {
-        cell.add(from.get(i).copied().unwrap_or(0));
-        i += 1;
-    });
-}
-
 /// The pid in KVM's `stats_id` (`kvm-<pid>`), or 0.
 fn pid_of(kvm: *mut kvm) -> u64 {
     // SAFETY: `kvm` is a live VM (the callers' contract); `stats_id` is
@@ -378,13 +372,15 @@ impl Vms {
         let _ = write!(w, "{}-{}", pid_of(kvm), n);
         let root = self.root.lock().clone();
         let vcpus = td.max_vcpus() as usize;
-        let mut zero_step = KVVec::with_capacity(vcpus, GFP_KERNEL)?;
+        // At most 8 bytes per present CPU (`tdx_vm_init()` caps
+        // `max_vcpus` there).
+        let mut zero_step = KVec::with_capacity(vcpus, GFP_KERNEL)?;
         for _ in 0..vcpus {
             zero_step.push(Atomic::new(ZeroStep::new().to_bits()), GFP_KERNEL)?;
         }
         #[cfg(tsg_tests)]
         let holds = {
-            let mut holds = KVVec::with_capacity(vcpus, GFP_KERNEL)?;
+            let mut holds = KVec::with_capacity(vcpus, GFP_KERNEL)?;
             for _ in 0..vcpus {
                 holds.push(Atomic::new(0), GFP_KERNEL)?;
             }
@@ -397,7 +393,7 @@ impl Vms {
                 events: VmEvents::new(n),
                 kickers <- new_spinlock!(0, "VmState::kickers"),
                 ipis: IpiSet::new(nr_cpu_ids())?,
-                counters: Counters::new(),
+                counters: PerCpu::new(Counters::new)?,
                 zero_step,
                 #[cfg(tsg_tests)]
                 holds,
@@ -497,7 +493,7 @@ impl Vms {
         // SAFETY: The caller's contract: the table's reference, from
         // `Arc::into_raw`.
         let vm = unsafe { Arc::from_raw(ptr.cast::<VmState>()) };
-        add_into(&self.retired, &values(&vm.counters));
+        vm.counters.sum_into(&self.retired);
         vm.gone.store(true, Relaxed);
         // If the work is queued already, that run sees `gone`.
         let _ = self.queue.queue().enqueue(vm);
@@ -564,7 +560,11 @@ impl Vms {
         let mut sum = values(extra);
         let mut add = |v: [u64; NR_COUNTERS]| sum.iter_mut().zip(v).for_each(|(s, v)| *s += v);
         add(values(&self.retired));
-        self.for_each(|vm| add(values(&vm.counters)));
+        self.for_each(|vm| {
+            let sum = Counters::<KCounter>::new();
+            vm.counters.sum_into(&sum);
+            add(values(&sum));
+        });
         sum
     }
 

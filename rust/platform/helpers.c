@@ -12,6 +12,7 @@
 #include <linux/kthread.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
+#include <linux/percpu.h>
 #include <linux/rcupdate.h>
 #include <linux/rcuwait.h>
 #include <linux/sched.h>
@@ -306,6 +307,44 @@ struct dentry *tsg_debugfs_create_file(const char *name, struct dentry *parent,
 void tsg_debugfs_remove(struct dentry *dentry)
 {
 	debugfs_remove(dentry);
+}
+
+/*
+ * Per-CPU memory for the Rust side (percpu.rs): one copy of an object per
+ * possible CPU, so that counters every CPU adds to share no cache line.
+ * The Rust side sees the allocation as a plain pointer; these are its only
+ * uses.
+ */
+void *tsg_percpu_alloc(size_t size, size_t align)
+{
+	return (__force void *)__alloc_percpu_gfp(size, align, GFP_KERNEL);
+}
+
+/* CPU @cpu's copy. */
+void *tsg_percpu_cpu(void *p, unsigned int cpu)
+{
+	return per_cpu_ptr((void __percpu *)(__force unsigned long)p, cpu);
+}
+
+/*
+ * This CPU's copy, without preemption checks: a caller that migrates after
+ * this uses another CPU's copy, which is only slower, never wrong, for
+ * atomic counters.
+ */
+void *tsg_percpu_local(void *p)
+{
+	return raw_cpu_ptr((void __percpu *)(__force unsigned long)p);
+}
+
+void tsg_percpu_free(void *p)
+{
+	free_percpu((void __percpu *)(__force unsigned long)p);
+}
+
+/* The next possible CPU after @cpu (-1: the first), or nr_cpu_ids. */
+unsigned int tsg_next_possible_cpu(int cpu)
+{
+	return cpumask_next(cpu, cpu_possible_mask);
 }
 
 /* A workqueue of the module's own, so that unloading can wait for its work. */

@@ -71,6 +71,11 @@ struct dentry *tsg_debugfs_create_file(const char *name, struct dentry *parent,
 				       struct tsg_debugfs_file *file);
 void tsg_debugfs_remove(struct dentry *dentry);
 
+void *tsg_percpu_alloc(size_t size, size_t align);
+void *tsg_percpu_cpu(void *p, unsigned int cpu);
+void *tsg_percpu_local(void *p);
+void tsg_percpu_free(void *p);
+unsigned int tsg_next_possible_cpu(int cpu);
 struct workqueue_struct *tsg_workqueue_alloc(const char *name);
 void tsg_workqueue_flush(struct workqueue_struct *wq);
 void tsg_workqueue_destroy(struct workqueue_struct *wq);

@@ -4,8 +4,9 @@
 //! over the kernel's atomics and clock ([`sync`]), kthreads ([`thread`]),
 //! interrupt-off sections ([`irq`]), cross-CPU calls with deadlines
 //! ([`ipi`]), KVM's kind of `mmu_lock` ([`rwlock`]), debugfs files that pin
-//! the module while open ([`debugfs`]), the string module parameters
-//! ([`param`]) and the trace events ([`trace`]).
+//! the module while open ([`debugfs`]), per-CPU copies of counters
+//! ([`percpu`]), the string module parameters ([`param`]) and the trace
+//! events ([`trace`]).
 //!
 //! Where Rust-for-Linux has no abstraction the work is done by small C
 //! functions in `helpers.c` (`events.c` for the trace events), declared in
@@ -21,6 +22,7 @@ pub(crate) mod irq;
 mod kunit;
 #[cfg(not(tsg_tests))]
 pub(crate) mod param;
+pub(crate) mod percpu;
 pub(crate) mod rwlock;
 pub(crate) mod sync;
 pub(crate) mod thread;
