@@ -132,7 +132,8 @@ pub(crate) struct AttachOptions {
     /// Place the per-leaf kretprobes. The suites redirect the SEAMCALL
     /// wrappers instead, which a kretprobe cannot share.
     pub(crate) leaf_probes: bool,
-    /// Watch for kvm_intel's unloading with a module notifier. Not from a
+    /// Watch kvm_intel's loading and unloading with module notifiers (the
+    /// attached backend's, and `mode=auto`'s in `auto.rs`). Not from a
     /// KUnit suite: those run inside the module notifier chain, whose lock
     /// registering a notifier would wait for.
     pub(crate) watch_owner: bool,

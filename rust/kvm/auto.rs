@@ -154,11 +154,16 @@ impl AutoKvm {
         }
         // The notifier first, so that no change of kvm_intel's is missed;
         // then the state it is in now (following twice changes nothing).
-        // SAFETY: Process context; removed in drop.
-        let watched = unsafe { tsg_kvm_vendor_watch() };
-        if let Err(e) = to_result(watched) {
-            WATCHING.store(0, Release);
-            return Err(e);
+        // Not from a KUnit suite (`watch_owner` off): suites run inside the
+        // module notifier chain, whose lock registering would wait for; the
+        // suite calls the notifier's function itself.
+        if opts.watch_owner {
+            // SAFETY: Process context; removed in drop.
+            let watched = unsafe { tsg_kvm_vendor_watch() };
+            if let Err(e) = to_result(watched) {
+                WATCHING.store(0, Release);
+                return Err(e);
+            }
         }
         this.follow();
         Ok(this)
@@ -213,9 +218,11 @@ impl AutoKvm {
 #[pinned_drop]
 impl PinnedDrop for AutoKvm {
     fn drop(self: Pin<&mut Self>) {
-        // SAFETY: Process context; the notifier was registered in `start`.
-        // Returns once no call of it is in progress.
-        unsafe { tsg_kvm_vendor_unwatch() };
+        if self.opts.watch_owner {
+            // SAFETY: Process context; the notifier was registered in
+            // `start_with`. Returns once no call of it is in progress.
+            unsafe { tsg_kvm_vendor_unwatch() };
+        }
         self.queue.flush();
         WATCHING.store(0, Release);
         // `now`, and with it an attached backend, drops after this.
