@@ -24,8 +24,8 @@
 #include "kvm_internal.h"
 #include "helpers.h"
 
-#if LINUX_VERSION_CODE < KERNEL_VERSION(7, 2, 0) || LINUX_VERSION_CODE >= KERNEL_VERSION(7, 3, 0)
-#error "tdx_sept_guard's KVM backend follows KVM 7.2.x only: see Documentation/attach.rst"
+#if LINUX_VERSION_CODE < KERNEL_VERSION(7, 2, 0) || LINUX_VERSION_CODE >= KERNEL_VERSION(7, 4, 0)
+#error "tdx_sept_guard's KVM backend follows KVM 7.2.x and 7.3.x only: see Documentation/attach.rst"
 #endif
 
 /* is_endbr() is not exported; this is it, reading the text safely. */
