@@ -18,7 +18,9 @@
 # Kbuild reads ./Kbuild when it descends here; this file is only the front end.
 
 KDIR ?=
-export KDIR V
+# KERNEL=7.2 or 7.3: the test kernel's series (default the newest, see scripts/lib.sh).
+KERNEL ?=
+export KDIR KERNEL V
 
 .PHONY: all modules install kernel setup check run bench host-test scale-model rust-analyzer rustfmt rustfmtcheck clean
 

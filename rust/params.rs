@@ -5,6 +5,7 @@
 
 use crate::module_parameters;
 use crate::platform::{
+    compat::param_value,
     num_online_cpus,
     param, //
 };
@@ -78,7 +79,7 @@ pub(crate) fn policy() -> Result<Policy> {
 pub(crate) fn kick_timeout_us() -> Result<u32> {
     Ok(in_range(
         "kick_timeout_ms",
-        *module_parameters::kick_timeout_ms.value(),
+        param_value(&module_parameters::kick_timeout_ms),
         1,
         crate::kvm::MAX_KICK_TIMEOUT_US / 1000,
     )? * 1000)
@@ -86,7 +87,7 @@ pub(crate) fn kick_timeout_us() -> Result<u32> {
 
 /// Guest accesses per simulated vCPU: `ops`, where 0 means no limit.
 pub(crate) fn ops_per_vcpu() -> u64 {
-    match *module_parameters::ops.value() {
+    match param_value(&module_parameters::ops) {
         0 => u64::MAX,
         n => n,
     }
@@ -100,11 +101,22 @@ pub(crate) fn check_all() -> Result {
     kick_timeout_us()?;
     contention()?;
     guest_run()?;
-    in_range("vcpus", *module_parameters::vcpus.value(), 1, MAX_VCPUS).map(|_| ())
+    in_range(
+        "vcpus",
+        param_value(&module_parameters::vcpus),
+        1,
+        MAX_VCPUS,
+    )
+    .map(|_| ())
 }
 
 fn contention() -> Result<u32> {
-    in_range("contention", *module_parameters::contention.value(), 0, 100)
+    in_range(
+        "contention",
+        param_value(&module_parameters::contention),
+        0,
+        100,
+    )
 }
 
 /// The simulated TD's private memory, in 4K pages.
@@ -113,7 +125,7 @@ const SIM_PAGES: usize = 1024;
 fn guest_run() -> Result<u32> {
     in_range(
         "guest_run",
-        *module_parameters::guest_run.value(),
+        param_value(&module_parameters::guest_run),
         1,
         SIM_PAGES as u32 / 2,
     )
@@ -122,7 +134,7 @@ fn guest_run() -> Result<u32> {
 /// The simulated VM's shape when the module runs in `mode=sim`.
 pub(crate) fn sim_config() -> Result<SimConfig> {
     let online = num_online_cpus();
-    let vcpus = *module_parameters::vcpus.value();
+    let vcpus = param_value(&module_parameters::vcpus);
     if vcpus == 0 || vcpus > online.min(MAX_VCPUS) {
         pr_err!(
             "vcpus={} but 1..={} are possible ({} CPUs online, at most {})\n",
@@ -149,6 +161,6 @@ pub(crate) fn sim_config() -> Result<SimConfig> {
         contention_pct: contention()?,
         hot_pages: 8,
         guest_run: guest_run()?,
-        seed: *module_parameters::seed.value(),
+        seed: param_value(&module_parameters::seed),
     })
 }

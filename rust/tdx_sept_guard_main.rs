@@ -26,6 +26,7 @@ use backend::{
 };
 use kernel::sync::Arc;
 use params::Mode;
+use platform::compat::param_value;
 
 module! {
     type: TdxSeptGuard,
@@ -82,7 +83,7 @@ fn start_backend(mode: Mode) -> Result<Arc<dyn Backend>> {
                 "mode=sim: starting a simulated TD: {} vCPU kthreads bound to CPUs 0-{} (each spins with interrupts off in its guest sections) and one zap kthread, {}\n",
                 cfg.nr_vcpus,
                 cfg.nr_vcpus - 1,
-                match *module_parameters::ops.value() {
+                match param_value(&module_parameters::ops) {
                     0 => "until the module is unloaded",
                     _ => "until each vCPU has made `ops` guest accesses",
                 }

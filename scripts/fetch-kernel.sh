@@ -1,14 +1,15 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Fetches Debian's linux-source-$KERNEL_SERIES from suite sid through a private
-# apt configuration (the system's own sources are never touched) and unpacks
-# it under the cache. Prints the source directory on the last line.
+# Fetches Debian's linux-source-$KERNEL_SERIES from the suite that carries it
+# ($KERNEL_SUITE, see lib.sh) through a private apt configuration (the
+# system's own sources are never touched) and unpacks it under the cache.
+# Prints the source directory on the last line.
 
 . "$(dirname "$0")/lib.sh"
 
 PKG=linux-source-$KERNEL_SERIES
-APT_DIR=$CACHE_DIR/apt-sid
+APT_DIR=$CACHE_DIR/apt-$KERNEL_SUITE
 
 # Reuse the mirror the system already uses for Debian; only the suite differs.
 mirror=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
@@ -18,7 +19,7 @@ mirror=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
 [ -n "$mirror" ] || die "cannot find the system's Debian mirror in /etc/apt"
 
 mkdir -p "$APT_DIR/lists/partial" "$APT_DIR/archives/partial"
-echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror sid main" \
+echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $KERNEL_SUITE main" \
 	>"$APT_DIR/sources.list"
 apt_opts="-o Dir::Etc::SourceList=$APT_DIR/sources.list
 	-o Dir::Etc::SourceParts=/dev/null
@@ -34,13 +35,13 @@ if [ -n "$KERNEL_PIN" ] && [ -f "$CACHE_DIR/src/linux-$KERNEL_PIN/Makefile" ]; t
 	exit 0
 fi
 
-step "reading the sid package list (private apt configuration)"
+step "reading the $KERNEL_SUITE package list (private apt configuration)"
 # shellcheck disable=SC2086
 apt-get -qq $apt_opts update >&2
 
 # shellcheck disable=SC2086
 versions=$(apt-cache $apt_opts madison "$PKG" | awk -F'|' '{gsub(/ /,"",$2); print $2}')
-[ -n "$versions" ] || die "$PKG is not in sid any more"
+[ -n "$versions" ] || die "$PKG is not in $KERNEL_SUITE any more"
 version=""
 if [ -n "$KERNEL_PIN" ]; then
 	version=$(printf '%s\n' "$versions" | grep -x "$KERNEL_PIN" || true)

@@ -7,13 +7,23 @@ TOP=$(cd "$(dirname "$0")/.." && pwd)
 CACHE_DIR=${TDX_SEPT_GUARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tdx-sept-guard}
 TOOLS_DIR=$CACHE_DIR/tools
 
-# The kernel this project is tested against. If the archive no longer has
-# this exact version, fetch-kernel.sh takes the newest 7.2.x and says so.
-KERNEL_SERIES=7.2
-KERNEL_PIN=${KERNEL_PIN:-7.2.13-1}
-
 step() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# The kernel series this project is tested against (KERNEL=, from make;
+# default the newest), each with its pinned Debian linux-source version and
+# the Debian suite that carries it. If the archive no longer has the pinned
+# version, fetch-kernel.sh takes the newest of the series and says so.
+# KERNEL_PIN= in the environment overrides the pin.
+KERNEL_SUPPORTED="7.2 7.3"
+KERNEL_SERIES=${KERNEL:-${KERNEL_SUPPORTED##* }}
+# shellcheck disable=SC2034 # KERNEL_SUITE is fetch-kernel.sh's
+case $KERNEL_SERIES in
+7.2) KERNEL_SUITE=sid kernel_pin=7.2.13-1 ;;
+7.3) KERNEL_SUITE=trixie-backports kernel_pin=7.3.4-1~bpo13+1 ;;
+*) die "KERNEL=$KERNEL_SERIES is not supported; supported: $KERNEL_SUPPORTED" ;;
+esac
+KERNEL_PIN=${KERNEL_PIN:-$kernel_pin}
 
 # Tools installed by setup-host.sh live outside the system paths.
 PATH=$TOOLS_DIR/cargo/bin:$HOME/.cargo/bin:$PATH

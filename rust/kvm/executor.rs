@@ -7,6 +7,7 @@
 use super::bindings::Td;
 use super::hooks;
 use crate::platform::{
+    compat::smp_mb,
     ipi::IpiSet,
     sync::{
         KClock,
@@ -30,10 +31,7 @@ use kernel::{
     cpu::nr_cpu_ids,
     prelude::*,
     processor::cpu_relax,
-    sync::{
-        barrier::smp_mb,
-        SpinLock, //
-    },
+    sync::SpinLock, //
 };
 
 /// The entry gate over KVM's `wait_for_sept_zap`: a count of the kickers

@@ -6,7 +6,8 @@
 //! ([`ipi`]), KVM's kind of `mmu_lock` ([`rwlock`]), debugfs files that pin
 //! the module while open ([`debugfs`]), per-CPU copies of counters
 //! ([`percpu`]), the string module parameters ([`param`]) and the trace
-//! events ([`trace`]).
+//! events ([`trace`]); where the kernel crate's API differs between the
+//! supported kernel series ([`compat`]).
 //!
 //! Where Rust-for-Linux has no abstraction the work is done by small C
 //! functions in `helpers.c` (`events.c` for the trace events), declared in
@@ -14,6 +15,7 @@
 //! ([`ffi`]); the `unsafe` calls into them stay in this directory, behind
 //! safe wrappers that are sound whoever calls them.
 
+pub(crate) mod compat;
 pub(crate) mod debugfs;
 mod ffi;
 pub(crate) mod ipi;

@@ -3,6 +3,7 @@
 //! The policy crate's platform traits over the kernel's own primitives:
 //! LKMM atomics (`kernel::sync::atomic`) and the monotonic clock.
 
+use crate::platform::compat::smp_mb;
 use crate::policy::{
     Atomic32,
     Atomic64,
@@ -10,15 +11,12 @@ use crate::policy::{
     CounterCell, //
 };
 use kernel::{
-    sync::{
-        atomic::{
-            Acquire,
-            Atomic,
-            Full,
-            Relaxed,
-            Release, //
-        },
-        barrier::smp_mb,
+    sync::atomic::{
+        Acquire,
+        Atomic,
+        Full,
+        Relaxed,
+        Release, //
     },
     time::{
         Instant,
