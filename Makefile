@@ -3,6 +3,8 @@
 # tdx-sept-guard. Common targets:
 #   make                     build tdx_sept_guard.ko (against the cached test kernel)
 #   make KDIR=/path/to/build build it against your own Rust-enabled kernel build tree
+#   make KDIR=<headers> KSRC=<source>  ... against a distribution's headers tree with
+#                            the Rust metadata, KVM's internal headers from the source tree
 #   make TSG_TESTS=1         also build the test module, tdx_sept_guard_kunit.ko
 #                            (the KUnit suites; make check and make bench build it)
 #   make KDIR=... install    build and install tdx_sept_guard.ko only (modules_install)
@@ -20,7 +22,8 @@
 KDIR ?=
 # KERNEL=7.2 or 7.3: the test kernel's series (default the newest, see scripts/lib.sh).
 KERNEL ?=
-export KDIR KERNEL V
+KSRC ?=
+export KDIR KSRC KERNEL V
 
 .PHONY: all modules install kernel setup check run bench host-test scale-model rust-analyzer rustfmt rustfmtcheck clean
 

@@ -4,8 +4,10 @@
 # Generates the Rust declarations of the module's C side from its headers,
 # against the kernel tree the module is built against. Called by rust/Kbuild:
 #
-#   scripts/bindgen.sh SET OBJTREE SRCTREE HEADER OUT
+#   scripts/bindgen.sh SET OBJTREE SRCTREE KSRC HEADER OUT
 #
+# KSRC is the kernel source tree KVM's internal headers are taken from
+# (SRCTREE itself for a full build tree; see rust/Kbuild).
 # SET is what to generate from HEADER:
 #
 # - kvm: the KVM backend's bindings to KVM's internal TDX types (struct
@@ -22,12 +24,16 @@
 # (saved by Kbuild in OBJTREE/rust/bindings/.bindings_generated.rs.cmd), so
 # the layout is the kernel's. bindgen's layout tests stay on: they become
 # compile-time assertions, and a mismatch fails the build, not the host.
+# That file names the kernel's source tree as it was when the kernel was
+# built; in a headers tree made from that build (a distribution's package,
+# scripts/make-extmod-tree.sh) those headers are in SRCTREE now, and the
+# recorded path is replaced by it.
 set -euo pipefail
 
-set=$1 objtree=$2 srctree=$3 header=$4 out=$5
+set=$1 objtree=$2 srctree=$3 ksrc=$4 header=$5 out=$6
 cmdfile=$objtree/rust/bindings/.bindings_generated.rs.cmd
 [ -f "$cmdfile" ] || {
-	echo "bindgen.sh: $cmdfile is missing: KDIR must be a full Rust-enabled build tree" >&2
+	echo "bindgen.sh: $cmdfile is missing: KDIR needs the kernel's Rust metadata, its bindgen command included" >&2
 	exit 1
 }
 # Everything after " -- " up to the first ";" are the C flags; drop the
@@ -35,6 +41,13 @@ cmdfile=$objtree/rust/bindings/.bindings_generated.rs.cmd
 flags=$(sed -n 's/^savedcmd_[^ ]* := .* -- //p' "$cmdfile" |
 	sed 's/ ;.*//; s/-Wp,-MMD,[^ ]*//; s/-DKBUILD_[A-Z]*=[^ ]*//g; s/-D__KBUILD_MODNAME=[^ ]*//')
 [ -n "$flags" ] || { echo "bindgen.sh: no bindgen flags in $cmdfile" >&2; exit 1; }
+srctree=$(realpath "$srctree")
+ksrc=$(realpath "$ksrc")
+# The kernel's bindgen input is RECORDED/rust/bindings/bindings_helper.h.
+recorded=$(sed -n 's|^savedcmd_[^ ]* := [^ ]* \(/[^ ]*\)/rust/bindings/bindings_helper\.h .*|\1|p' "$cmdfile")
+if [ -n "$recorded" ] && [ "$recorded" != "$srctree" ]; then
+	flags=${flags//"$recorded"/$srctree}
+fi
 header=$(realpath "$header")
 out=$(realpath -m "$out")
 
@@ -53,7 +66,11 @@ kvm)
 	opaque+='|pid_namespace|user_namespace|ns_common.*'
 	args=(--allowlist-type 'kvm_tdx|vcpu_tdx' --allowlist-var 'TD_STATE_.*'
 		--allowlist-function 'tsg_.*' --opaque-type "$opaque")
-	cflags=(-I"$srctree/arch/x86/kvm" -I"$srctree/arch/x86/kvm/vmx")
+	[ -f "$ksrc/arch/x86/kvm/vmx/tdx.h" ] || {
+		echo "bindgen.sh: KSRC=$ksrc has no arch/x86/kvm/vmx/tdx.h: KVM's internal headers come from the kernel's source tree" >&2
+		exit 1
+	}
+	cflags=(-I"$ksrc/arch/x86/kvm" -I"$ksrc/arch/x86/kvm/vmx")
 	;;
 platform)
 	# The kernel's types, by the kernel crate's names: not generated here.

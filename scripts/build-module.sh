@@ -9,6 +9,13 @@
 # passed to Kbuild; so is TSG_TESTS=1, as TSG_TESTS=y: it adds the test
 # module, rust/tdx_sept_guard_kunit.ko (the KUnit suites), which is never
 # installed.
+#
+# KDIR may be a full build tree or an external-module build tree as
+# distributions package one (scripts/package/install-extmod-build's output)
+# with the kernel's Rust metadata added (Ubuntu's linux-lib-rust;
+# scripts/make-extmod-tree.sh makes one). KVM's internal headers, which no
+# header package carries, come from KSRC, the kernel's source tree: by
+# default the build tree's own source (KDIR/source, or KDIR itself).
 
 . "$(dirname "$0")/lib.sh"
 
@@ -31,14 +38,56 @@ if [ "${1:-}" != clean ]; then
 		die "KDIR=$KDIR was built without CONFIG_RUST=y; this module is written in Rust"
 	[ -f "$KDIR/Module.symvers" ] ||
 		die "KDIR=$KDIR has no Module.symvers: build its 'modules' target first"
-	[ -f "$KDIR/rust/libkernel.rmeta" ] || [ -f "$KDIR/rust/kernel.o" ] ||
-		die "KDIR=$KDIR has no Rust artifacts (rust/): a full kernel build tree is needed, distribution headers are not enough"
+	release=$(cat "$KDIR/include/config/kernel.release" 2>/dev/null || echo '<release>')
+	if [ ! -f "$KDIR/rust/libkernel.rmeta" ]; then
+		[ ! -e "$KDIR/vmlinux" ] ||
+			die "KDIR=$KDIR has no Rust metadata (rust/libkernel.rmeta): build the kernel first"
+		die "KDIR=$KDIR is a headers tree without Rust metadata (rust/*.rmeta): install linux-lib-rust-$release, or make a tree with it from the kernel's build tree (scripts/make-extmod-tree.sh)"
+	fi
+	[ -f "$KDIR/rust/bindings/.bindings_generated.rs.cmd" ] ||
+		die "KDIR=$KDIR has Rust metadata but not the kernel's bindgen command (rust/bindings/.bindings_generated.rs.cmd): copy it from the kernel's build tree (scripts/make-extmod-tree.sh does)"
 	# The kernel records the rustc it was built with; crates of another rustc
-	# cannot be linked together.
-	want=$(sed -n 's/^CONFIG_RUSTC_VERSION=//p' "$KDIR/include/config/auto.conf")
-	have=$(rustc --version | awk '{split($2, v, "."); printf "%d", v[1] * 100000 + v[2] * 100 + v[3]}')
-	[ "$want" = "$have" ] ||
-		die "KDIR=$KDIR was built with rustc version code $want, but $(rustc --version) is $have; use the same rustc"
+	# (even another build of the same version) cannot be linked together.
+	# (auto.conf has it unquoted, .config quoted.)
+	want=$(sed -n 's/^CONFIG_RUSTC_VERSION_TEXT=//p' "$KDIR/include/config/auto.conf" | sed 's/^"\(.*\)"$/\1/')
+	[ -n "$want" ] || die "KDIR=$KDIR records no CONFIG_RUSTC_VERSION_TEXT: a kernel older than this module supports"
+	have=$("${RUSTC:-rustc}" --version 2>/dev/null || echo "no rustc")
+	if [ "$want" != "$have" ]; then
+		# A versioned rustc beside the default one (Ubuntu's rustc-1.NN).
+		versioned=$(printf '%s\n' "$want" | sed -n 's/^rustc \([0-9]*\.[0-9]*\)\..*/rustc-\1/p')
+		if [ -n "$versioned" ] && command -v "$versioned" >/dev/null &&
+			[ "$("$versioned" --version)" = "$want" ]; then
+			step "KDIR's kernel was built with $want, rustc is $have: using $versioned"
+			RUSTC=$versioned
+		else
+			die "KDIR=$KDIR was built with $want, but the rustc in use is $have: build with the former (${versioned:-rustc-1.NN} on PATH is used if it is that one)"
+		fi
+	fi
+	[ -z "${RUSTC:-}" ] || [ "$RUSTC" = rustc ] || command -v "$RUSTC" >/dev/null ||
+		die "RUSTC=$RUSTC is not on PATH"
+
+	# KVM's internal headers: from KSRC, by default the build tree's source.
+	if [ -z "${KSRC:-}" ]; then
+		if [ -e "$KDIR/source" ]; then KSRC=$(realpath "$KDIR/source"); else KSRC=$KDIR; fi
+		ksrc_from="KDIR=$KDIR (no KSRC given)"
+	else
+		ksrc_from="KSRC=$KSRC"
+	fi
+	for h in arch/x86/kvm/vmx/tdx.h arch/x86/virt/vmx/tdx/tdx.h; do
+		[ -f "$KSRC/$h" ] ||
+			die "$ksrc_from has no $h: KVM's internal headers are in no header package; pass KSRC=<the source tree of kernel $release>"
+	done
+	# The source's version must be the kernel's (Makefile's VERSION,
+	# PATCHLEVEL, SUBLEVEL; a headers tree carries the source's Makefile).
+	kver() {
+		[ ! -f "$1/Makefile" ] || awk '/^(VERSION|PATCHLEVEL|SUBLEVEL) =/ {v = v sep $3; sep = "."}
+			/^EXTRAVERSION/ {print v; exit}' "$1/Makefile"
+	}
+	kdir_ver=$(kver "$KDIR")
+	[ -n "$kdir_ver" ] || [ ! -e "$KDIR/source" ] || kdir_ver=$(kver "$KDIR/source")
+	ksrc_ver=$(kver "$KSRC")
+	[ -z "$kdir_ver" ] || [ -z "$ksrc_ver" ] || [ "$kdir_ver" = "$ksrc_ver" ] ||
+		die "KSRC=$KSRC is Linux $ksrc_ver, KDIR=$KDIR is Linux $kdir_ver: KVM's headers must be the built kernel's"
 	[ -z "$tests" ] || grep -q '^CONFIG_KUNIT=y' "$KDIR/.config" ||
 		die "KDIR=$KDIR has no CONFIG_KUNIT=y: the test module (TSG_TESTS=1) is KUnit suites"
 fi
@@ -52,6 +101,8 @@ args=()
 # could find in the environment or in an outer make's MAKEFLAGS must not
 # decide which modules are built.
 args+=("TSG_TESTS=$tests")
+[ -z "${KSRC:-}" ] || args+=("TSG_KSRC=$KSRC")
+[ -z "${RUSTC:-}" ] || args+=("RUSTC=$RUSTC")
 if [ "${1:-}" = modules_install ]; then
 	[ -z "$tests" ] || die "the test module is never installed: run modules_install without TSG_TESTS"
 	# modules_install installs what modules.order lists: the last build's.

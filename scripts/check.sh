@@ -2,11 +2,14 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # `make check`: installs what is missing, builds (or reuses) the test kernel,
-# builds the module and the test module (the prologue in lib.sh), runs the
+# builds the module and the test module (the prologue in lib.sh), builds
+# the module again against a distribution-style headers tree and with
+# Debian's dkms (scripts/extmod-check.sh, scripts/dkms-check.sh), runs the
 # host tests, the KUnit suites in QEMU (with the coexistence runs: the KVM
 # suites beside other ftrace users) and the interface checks in a second
-# boot, and ends with `N passed, N failed` over both layers. Non-zero exit
-# on any failure, missing suite, or kernel splat.
+# boot (which loads both builds of the module), and ends with `N passed,
+# N failed` over both layers. Non-zero exit on any failure, missing suite,
+# or kernel splat.
 
 . "$(dirname "$0")/lib.sh"
 
@@ -23,6 +26,22 @@ if [ -n "$test_syms" ]; then
 	printf '%s\n' "$test_syms" | head -n 20
 	echo "FAILED: test symbols in the shipped module"
 	nm_ok=0
+fi
+
+# The distribution-style build: against a headers tree as distributions
+# package one (install-extmod-build + the Rust metadata), KVM's headers from
+# the kernel's source; the interface boot loads the module it makes.
+extmod_ok=0 dkms_ok=0
+if "$TOP/scripts/extmod-check.sh" "$KDIR"; then
+	extmod_ok=1
+	# The same tree as a kernel release's build directory, for dkms.
+	if "$TOP/scripts/dkms-check.sh" "$KDIR"; then
+		dkms_ok=1
+	else
+		echo "FAILED: the DKMS check (log: build/dkms.log)"
+	fi
+else
+	echo "FAILED: the distribution-style build; the DKMS check did not run (log: build/extmod-build.log)"
 fi
 
 step "checking the module's formatting (kernel rustfmt settings)"
@@ -73,7 +92,7 @@ count() { printf '%s\n' "$1" | sed -n "s/.* \([0-9]\+\) $2.*/\1/p"; }
 passed=$(( $(count "$host_line" passed) + $(count "$kunit_line" passed) ))
 failed=$(( $(count "$host_line" failed) + $(count "$kunit_line" failed) ))
 # A failure that is not a test result (missing suite, splat, timeout) still fails the run.
-if [ "$build_ok$nm_ok$fmt_ok$host_ok$kunit_ok" != 11111 ] && [ "$failed" = 0 ]; then failed=1; fi
+if [ "$build_ok$nm_ok$extmod_ok$dkms_ok$fmt_ok$host_ok$kunit_ok" != 1111111 ] && [ "$failed" = 0 ]; then failed=1; fi
 step "make check took $(( $(date +%s) - start )) s"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -4,7 +4,9 @@
 # Boots the test kernel in QEMU (TCG) with a busybox initramfs that holds
 # the module, rust/tdx_sept_guard.ko, and, if it was built (TSG_TESTS=1),
 # the test module rust/tdx_sept_guard_kunit.ko, both at the root under the
-# same names; the guest script decides what to load.
+# same names, and, if make check built it, the module built against a
+# headers tree, build/extmod/tdx_sept_guard.ko, as tdx_sept_guard_extmod.ko;
+# the guest script decides what to load.
 #
 #   scripts/qemu.sh KDIR SCRIPT LOG [guest parameters...]
 #
@@ -34,6 +36,10 @@ done
 cp "$ko" "$root/tdx_sept_guard.ko"
 test_ko=$TOP/rust/tdx_sept_guard_kunit.ko
 [ ! -f "$test_ko" ] || cp "$test_ko" "$root/tdx_sept_guard_kunit.ko"
+# The module make check built against a distribution-style headers tree
+# (scripts/extmod-check.sh), if it did: the interface boot loads it too.
+extmod_ko=$TOP/build/extmod/tdx_sept_guard.ko
+[ ! -f "$extmod_ko" ] || cp "$extmod_ko" "$root/tdx_sept_guard_extmod.ko"
 # The interface checks print KTAP with the kernel's own shell helpers.
 ktap_helpers=$kdir/source/tools/testing/selftests/kselftest/ktap_helpers.sh
 [ -f "$ktap_helpers" ] || die "$ktap_helpers is missing (KDIR must be an O= build tree with its source link)"

@@ -9,7 +9,7 @@
 BINDGEN_VERSION=0.72.1
 LIBCLANG_WHEEL_VERSION=18.1.1
 DEB_PACKAGES="bc bison flex libelf-dev libssl-dev cpio busybox-static
-	qemu-system-x86 xz-utils make gcc python3 kmod"
+	qemu-system-x86 xz-utils make gcc python3 kmod dkms"
 
 missing=""
 for p in $DEB_PACKAGES; do
