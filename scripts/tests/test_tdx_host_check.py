@@ -528,6 +528,10 @@ class TdPieces(unittest.TestCase):
         self.assertIn("file=/td.qcow2,if=virtio", img)
         self.assertNotIn("-kernel", img)
 
+    def test_sim_params(self):
+        self.assertEqual(HC.sim_params([]), ["vcpus=2", "ops=1000", "contention=50"])
+        self.assertEqual(HC.sim_params(["ops=5", "seed=3"]), ["vcpus=2", "contention=50", "ops=5", "seed=3"])
+
     def test_guest_result(self):
         m = HC.GUEST_MARK
         self.assertEqual(HC.guest_result(f"x\n{m}start vcpus=4\n{m}done touched_mib=768\n", 0, False),
