@@ -34,6 +34,8 @@ for applet in sh mount cat echo ls insmod rmmod modinfo sleep usleep reboot grep
 	ln -s busybox "$root/bin/$applet"
 done
 cp "$ko" "$root/tdx_sept_guard.ko"
+# tdx-host-check's module-side steps, which the interface checks run.
+cp "$TOP/scripts/tdx-host-check-module" "$root/tdx-host-check-module"
 test_ko=$TOP/rust/tdx_sept_guard_kunit.ko
 [ ! -f "$test_ko" ] || cp "$test_ko" "$root/tdx_sept_guard_kunit.ko"
 # The module make check built against a distribution-style headers tree
