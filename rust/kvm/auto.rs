@@ -79,6 +79,8 @@ pub(crate) struct AutoKvm {
     root: Mutex<Option<Arc<Dir>>>,
     /// Attaches or detaches to match `live`.
     follow: Arc<Follow>,
+    /// This one is [`WATCHING`]'s (and its notifier is registered).
+    registered: Atomic<bool>,
     queue: OwnedQueue,
 }
 
@@ -142,6 +144,7 @@ impl AutoKvm {
                 ),
                 root <- new_mutex!(None, "AutoKvm::root"),
                 follow: Arc::pin_init(pin_init!(Follow { work <- new_work!("Follow::work") }), GFP_KERNEL)?,
+                registered: Atomic::new(false),
                 queue: OwnedQueue::new(c"tsg_auto")?,
             }? Error),
             GFP_KERNEL,
@@ -165,6 +168,7 @@ impl AutoKvm {
                 return Err(e);
             }
         }
+        this.registered.store(true, Release);
         this.follow();
         Ok(this)
     }
@@ -218,6 +222,10 @@ impl AutoKvm {
 #[pinned_drop]
 impl PinnedDrop for AutoKvm {
     fn drop(self: Pin<&mut Self>) {
+        // Another instance's, or none: nothing of this one is registered.
+        if !self.registered.load(Acquire) {
+            return;
+        }
         if self.opts.watch_owner {
             // SAFETY: Process context; the notifier was registered in
             // `start_with`. Returns once no call of it is in progress.

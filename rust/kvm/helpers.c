@@ -145,13 +145,6 @@ static bool tsg_walk_list(struct list_head **list, struct mutex **lock)
 	return true;
 }
 
-/*
- * What KVM's live kvm_x86_ops.set_external_spte points to: the function
- * that makes a TD's S-EPT changes on this kernel, which attach expects to
- * be the one it redirects. 0 if the op is unset (KVM's TDX is not set up:
- * no TDX host, kvm_intel.tdx=N, or VMX is missing, as in QEMU) or
- * kvm_x86_ops is not found.
- */
 #ifdef TSG_TESTS
 /* For the KUnit suite: what the op is said to point to (0: KVM's own). */
 static unsigned long tsg_fake_op;
@@ -162,15 +155,23 @@ void tsg_fake_external_spte_op_set(unsigned long op)
 }
 #endif
 
+/*
+ * What KVM's live kvm_x86_ops.set_external_spte points to: the function
+ * that makes a TD's S-EPT changes on this kernel, which attach expects to
+ * be the one it redirects. 0 if the op is unset (KVM's TDX is not set up:
+ * no TDX host, kvm_intel.tdx=N, or VMX is missing, as in QEMU) or
+ * kvm_x86_ops is not found.
+ */
 unsigned long tsg_kvm_external_spte_op(void)
 {
-	struct kvm_x86_ops *ops = tsg_refused_symbol("kvm_x86_ops");
+	struct kvm_x86_ops *ops;
 	tsg_set_external_spte_t *op;
 
 #ifdef TSG_TESTS
 	if (READ_ONCE(tsg_fake_op))
 		return READ_ONCE(tsg_fake_op);
 #endif
+	ops = tsg_refused_symbol("kvm_x86_ops");
 	if (!ops || get_kernel_nofault(op, &ops->set_external_spte))
 		return 0;
 	return (unsigned long)op;

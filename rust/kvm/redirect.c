@@ -7,10 +7,10 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/atomic.h>
+#include <linux/delay.h>
 #include <linux/ftrace.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
-#include <linux/delay.h>
 #include <linux/percpu.h>
 #include <linux/rcupdate.h>
 #include <linux/slab.h>
@@ -108,7 +108,6 @@ void tsg_redirect_free(struct tsg_redirect *r)
 		tsg_redirect_disable(r);
 	kfree(r);
 }
-
 
 /* The status of the last map-leaf SEAMCALL wrapper this CPU returned from (probes.c). */
 DECLARE_PER_CPU(u64, tsg_last_map_status);
