@@ -664,7 +664,7 @@ def main():
     print("All numbers: the simulator under QEMU TCG (a model), not TDX hardware.")
     if kvm_rows:
         print()
-        print("KVM 7.2's real tdx_sept_set_private_spte() on the simulated TDX module, 1 vCPU "
+        print("KVM's real tdx_sept_set_private_spte() (the test kernel's series) on the simulated TDX module, 1 vCPU "
               "holding the page's S-EPT entry before half of the maps (shape kvm_hog50):")
         print(kvm_table(kvm_rows))
         print("kvm72: KVM alone, its local retry emulated (one SEAMCALL per try); kvm72+hook: "

@@ -4,7 +4,7 @@
 # `make bench`: the same set-up and build as `make check` (the prologue in
 # lib.sh, with the test module), then one QEMU boot (TCG) that first loads
 # the test module to run the KVM benchmark suite (KUnit
-# tdx_sept_guard_bench_kvm: KVM 7.2's real tdx_sept_set_private_spte() with
+# tdx_sept_guard_bench_kvm: KVM's real tdx_sept_set_private_spte() with
 # and without the hook on the simulated TDX module, and the hook's
 # overhead), then loads the module for the simulated workload once per
 # cell: each policy (kick_and_retry, upstream72, blind_retry) for 1, 2 and
