@@ -8,10 +8,15 @@
 //! - `latency`: the backend's latency histograms (the simulator's), one
 //!   `name low high count` line per non-empty bucket;
 //! - `reset`: write `1` to zero the counters and histograms; anything else
-//!   is `EINVAL`.
+//!   is `EINVAL`;
+//! - `fail_map_busy/`, `fail_retry_busy/`: the fault injection points'
+//!   standard attribute files, with `CONFIG_FAULT_INJECTION_DEBUG_FS` only
+//!   (see [`crate::platform::fault`]).
 //!
-//! Every file is root-only (0400 to read, 0200 to write), and an open file
-//! keeps the module loaded (see [`crate::platform::debugfs`]).
+//! Every file is root-only (0400 to read, 0200 to write; the fault
+//! attribute files 0600), and an open file of the module's own keeps the
+//! module loaded (see [`crate::platform::debugfs`]); the fault attribute
+//! files are the kernel's and do not.
 
 use crate::backend::Backend;
 use crate::platform::{
@@ -19,7 +24,7 @@ use crate::platform::{
         Dir,
         File, //
     },
-    param,
+    fault, param,
 };
 use core::fmt;
 use kernel::{
@@ -37,6 +42,7 @@ pub(crate) struct Files {
     _stats: Pin<KBox<File<Shared>>>,
     _latency: Pin<KBox<File<Shared>>>,
     _reset: Pin<KBox<File<Shared>>>,
+    _faults: fault::Files,
 }
 
 fn show_version(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -73,6 +79,7 @@ impl Files {
             _stats: File::new(&root, c"stats", backend.clone(), Some(show_stats), None)?,
             _latency: File::new(&root, c"latency", backend.clone(), Some(show_latency), None)?,
             _reset: File::new(&root, c"reset", backend.clone(), None, Some(write_reset))?,
+            _faults: fault::Files::new(&root)?,
         })
     }
 }

@@ -8,6 +8,10 @@ use super::bindings::Td;
 use super::hooks;
 use crate::platform::{
     compat::smp_mb,
+    fault::{
+        injected_busy,
+        Fault, //
+    },
     ipi::IpiSet,
     sync::{
         KClock,
@@ -202,14 +206,30 @@ pub(super) struct MapCall<'a> {
     pub(super) level: i32,
     /// What the last call returned.
     pub(super) ret: i32,
+    /// Tries made so far, and whether the last one's status was injected.
+    pub(super) tries: u32,
+    pub(super) injected: bool,
 }
 
-impl Seamcall for MapCall<'_> {
-    /// KVM turns `TDX_OPERAND_BUSY` into `-EBUSY` and reports every other
-    /// failure itself (`TDX_BUG_ON`) as `-EIO`. The operand of a busy
-    /// status comes from the leaf's kretprobe; without one it counts as an
-    /// unknown operand.
-    fn seamcall(&mut self, op: &SeptOp) -> Status {
+impl<'a> MapCall<'a> {
+    /// KVM's map of `gfn` from `old` to `new` at `level`, through `orig`.
+    pub(super) fn new(orig: usize, td: Td<'a>, gfn: u64, old: u64, new: u64, level: i32) -> Self {
+        Self {
+            orig,
+            td,
+            gfn,
+            old,
+            new,
+            level,
+            ret: 0,
+            tries: 0,
+            injected: false,
+        }
+    }
+
+    /// Calls KVM's original once, without fault injection: its return
+    /// value, and the status the leaf's kretprobe saw.
+    pub(super) fn call_kvm(&mut self) -> Status {
         // SAFETY: This runs inside the redirected call, with KVM's own
         // arguments and locks (see `tsg_kvm_set_private_spte`).
         let (ret, seen) = unsafe {
@@ -218,11 +238,37 @@ impl Seamcall for MapCall<'_> {
             )
         };
         self.ret = ret;
-        match ret {
+        seen
+    }
+}
+
+impl Seamcall for MapCall<'_> {
+    /// KVM turns `TDX_OPERAND_BUSY` into `-EBUSY` and reports every other
+    /// failure itself (`TDX_BUG_ON`) as `-EIO`. The operand of a busy
+    /// status comes from the leaf's kretprobe; without one it counts as an
+    /// unknown operand.
+    ///
+    /// Fault injection comes first: `fail_map_busy` answers a first try,
+    /// `fail_retry_busy` a later one, with the busy status of a held S-EPT
+    /// entry and `-EBUSY`, as KVM would, without calling KVM (which has no
+    /// side effect on busy either).
+    fn seamcall(&mut self, op: &SeptOp) -> Status {
+        self.tries += 1;
+        self.injected = Fault::for_try(self.tries).should_fail();
+        if self.injected {
+            self.ret = EBUSY.to_errno();
+            return injected_busy();
+        }
+        let seen = self.call_kvm();
+        match self.ret {
             0 => Status::SUCCESS,
             r if r == EBUSY.to_errno() && seen.is_busy_for(op.leaf) => seen,
             r if r == EBUSY.to_errno() => Status::operand_busy(Operand::Other(0)),
             _ => Status::from_raw(crate::policy::status::TDX_ERROR),
         }
+    }
+
+    fn injected(&self) -> bool {
+        self.injected
     }
 }

@@ -32,6 +32,10 @@ use super::{
 };
 use crate::platform::sync::KCounter;
 use crate::platform::{
+    fault::{
+        self,
+        Fault, //
+    },
     irq::IrqsOff,
     thread::{
         run_on_cpu,
@@ -556,13 +560,16 @@ struct Seen {
     vm_dead_requested: bool,
     gate_up_after: bool,
     /// The policy's and the attach layer's counters, by name.
-    counters: [u64; 15],
+    counters: [u64; 17],
+    /// SEAMCALLs the simulated TDX module got during the map or unmap
+    /// (each a call of KVM's function that reached its SEAMCALL).
+    module_seamcalls: u64,
     /// The trace events of the map or unmap, as [`Recording`] writes them.
     events: KVec<u8>,
 }
 
 /// The counters [`Seen::counters`] holds, in order.
-const SEEN: [&str; 15] = [
+const SEEN: [&str; 17] = [
     "ops",
     "seamcalls",
     "retries",
@@ -578,6 +585,8 @@ const SEEN: [&str; 15] = [
     "busy_aug",
     "busy_block",
     "busy_operand_other",
+    "injected_busy",
+    "injected_retry_busy",
 ];
 
 /// One scenario: a fake TD with a vCPU (hogging X if `hog`, ignoring kicks
@@ -619,14 +628,16 @@ fn scenario_under(
     td.module.set_stuck_busy(stuck_busy);
     // The only VM: every VM's events are its.
     let recording = Recording::start(None)?;
+    let seamcalls_before = SEAMCALLS.load(Relaxed);
     let (ret, took_ms) = if unmap {
         (td.unmap_x()?, 0)
     } else {
         td.map_x()?
     };
+    let module_seamcalls = SEAMCALLS.load(Relaxed) - seamcalls_before;
     let events = recording.stop()?;
     td.module.set_stuck_busy(false);
-    let mut counters = [0; 15];
+    let mut counters = [0; 17];
     if let Some(b) = &backend {
         // The totals over every VM, as the `stats` file shows them.
         let totals = b.state.vms.totals(&b.state.counters);
@@ -651,6 +662,7 @@ fn scenario_under(
         vm_dead_requested: td.vm_dead_requested(),
         gate_up_after: td.td().wait_for_sept_zap(),
         counters,
+        module_seamcalls,
         events,
     };
     drop(td);
@@ -833,6 +845,8 @@ impl ThreadBody for Mapper {
             self.done.add(1, Relaxed);
             ctx.pause();
         }
+        // Done with its rounds: it calls into the hook no more, as parked.
+        self.parked.store(true, Release);
     }
 }
 
@@ -1084,6 +1098,116 @@ mod tests {
         assert_eq!(s.kicks_seen, 0);
         assert!(!s.bugged);
         assert!(s.events.is_empty());
+        Ok(())
+    }
+
+    /// `fail_map_busy` on the fake TD: the map's first try is answered busy
+    /// without calling KVM; the hook raises KVM's gate, kicks the vCPU out
+    /// of its long ACCEPT (a real IPI) and calls KVM's function once, for
+    /// the retry, which succeeds. Counted and traced as injected.
+    #[test]
+    fn an_injected_busy_map_calls_kvm_once_after_one_kick() -> Result {
+        fault::testing::set(Fault::MapBusy, 100, 1)?;
+        let s = scenario(Some(100_000), true, false, false, false, false);
+        let left = fault::testing::times(Fault::MapBusy);
+        fault::testing::clear();
+        let s = s?;
+        assert_eq!(left, 0);
+        assert_eq!(s.ret, 0);
+        assert_eq!(s.page, Some(PENDING));
+        // ops, seamcalls, retries, retry_successes, kicks, vcpus_kicked
+        assert_eq!(&s.counters[..6], &[1, 1, 1, 1, 1, 1]);
+        // KVM's function ran once, and its one SEAMCALL succeeded: no busy
+        // AUG, no unknown operand; one injected busy, no injected retry.
+        assert_eq!(s.module_seamcalls, 1);
+        assert_eq!((s.counters[12], s.counters[14]), (0, 0));
+        assert_eq!((s.counters[15], s.counters[16]), (1, 0));
+        let want = CString::try_from_fmt(fmt!(
+            "kick kicked=1 ok=1 injected\n\
+             retry leaf={} gpa={:#x} level=1 status={:#x} tries=1 injected\n",
+            Leaf::MemPageAug.number(),
+            X,
+            fault::injected_busy().raw(),
+        ))?;
+        assert_eq!(s.events.as_slice(), want.to_bytes());
+        assert!(s.kicks_seen >= 1);
+        assert!(!s.gate_up_after);
+        assert!(!s.bugged);
+        Ok(())
+    }
+
+    /// `fail_retry_busy` too: the retry is answered busy as well, KVM's
+    /// function is never called, and the VM is stopped as after a real
+    /// second busy, traced as injected.
+    #[test]
+    fn an_injected_retry_busy_stops_the_vm_without_calling_kvm() -> Result {
+        fault::testing::set(Fault::MapBusy, 100, 1)?;
+        fault::testing::set(Fault::RetryBusy, 100, 1)?;
+        let s = scenario(Some(100_000), false, false, false, false, false);
+        fault::testing::clear();
+        let s = s?;
+        assert_eq!(s.ret, EIO.to_errno());
+        assert!(s.bugged);
+        assert!(s.vm_dead_requested);
+        assert_eq!(s.module_seamcalls, 0);
+        // seamcalls, vm_bugs, kvm_vm_stops; injected busy and retry busy
+        assert_eq!((s.counters[1], s.counters[7], s.counters[10]), (0, 1, 1));
+        assert_eq!((s.counters[15], s.counters[16]), (1, 1));
+        assert!(!s.gate_up_after);
+        let busy = fault::injected_busy().raw();
+        let tail = CString::try_from_fmt(fmt!(
+            "retry leaf={} gpa={:#x} level=1 status={:#x} tries=1 injected\n\
+             vm_stop leaf={} status={:#x} reason=busy_after_kick injected\n",
+            Leaf::MemPageAug.number(),
+            X,
+            busy,
+            Leaf::MemPageAug.number(),
+            busy,
+        ))?;
+        assert!(s.events.starts_with(b"kick kicked="));
+        assert!(lines_of(&s.events, b"kick ")?.ends_with(b" injected\n"));
+        assert!(s.events.ends_with(tail.to_bytes()));
+        assert_eq!(s.events.iter().filter(|&&b| b == b'\n').count(), 3);
+        Ok(())
+    }
+
+    /// `times` bounds the injections: with `fail_map_busy` at 100% for 2
+    /// times, three maps on the fake TD get two injected busies, each with
+    /// one kick and one retry, and KVM's function runs three times in all.
+    #[test]
+    fn times_bounds_the_injected_busies_on_the_fake_td() -> Result {
+        let (rets, left, counts, module_seamcalls) = {
+            let backend = attach(100_000).map_err(Unavailable::errno)?;
+            let td = FakeTd::new()?;
+            let orig = hooks::lookup(TARGET).ok_or(ENOENT)?;
+            let kvm = td.kvm as usize;
+            fault::testing::set(Fault::MapBusy, 100, 2)?;
+            let before = SEAMCALLS.load(Relaxed);
+            let rets = run_on_cpu(0, move || {
+                // SAFETY: As in `FakeTd::map_x`, on three pages of the
+                // fake TD's first S-EPT page.
+                [X, X + 0x1000, X + 0x2000]
+                    .map(|gpa| unsafe { kvm_map_gpa(orig, kvm as *mut kvm, gpa) })
+            });
+            let left = fault::testing::times(Fault::MapBusy);
+            fault::testing::clear();
+            let module_seamcalls = SEAMCALLS.load(Relaxed) - before;
+            let counts = [
+                "seamcalls",
+                "injected_busy",
+                "injected_retry_busy",
+                "kicks",
+                "retries",
+                "retry_successes",
+            ]
+            .map(|n| total(&backend, n));
+            drop(td);
+            (rets?, left, counts, module_seamcalls)
+        };
+        assert_eq!(rets, [0, 0, 0]);
+        assert_eq!(left, 0);
+        assert_eq!(counts, [3, 2, 0, 2, 2, 2]);
+        assert_eq!(module_seamcalls, 3);
         Ok(())
     }
 

@@ -34,7 +34,6 @@ use crate::policy::{
     Leaf,
     Outcome,
     Policy,
-    Seamcall,
     SeptOp,
     Status,
     VcpuSet,
@@ -86,15 +85,7 @@ impl KvmState {
     }
 
     fn map_under_policy(&self, td: Td<'_>, gfn: u64, old: u64, new: u64, level: i32) -> i32 {
-        let mut call = MapCall {
-            orig: self.orig,
-            td,
-            gfn,
-            old,
-            new,
-            level,
-            ret: 0,
-        };
+        let mut call = MapCall::new(self.orig, td, gfn, old, new, level);
         // A VM the module stopped stays stopped: KVM gets an error at once,
         // without another SEAMCALL or kick (each would be a bounded wait
         // with preemption off, paid again on every later fault).
@@ -109,7 +100,7 @@ impl KvmState {
             // in process context. Nothing is allocated here.
             self.attach.local().kvm_untracked_calls.add(1);
             self.vms.missing(td);
-            let _ = call.seamcall(&SeptOp::new_4k(Leaf::MemPageAug, gfn << 12));
+            let _ = call.call_kvm();
             return call.ret;
         };
         self.attach.local().kvm_map_calls.add(1);
@@ -131,14 +122,15 @@ impl KvmState {
             Outcome::Error { .. } => call.ret,
             Outcome::Busy { .. } => EBUSY.to_errno(),
             Outcome::VmBug { reason, status, .. } => {
-                self.stop_vm(td, vm, leaf, reason, status);
+                self.stop_vm(td, vm, leaf, reason, status, call.injected);
                 pr_warn!(
-                    "kvm: VM {} ({:#x}) stopped: {} at gfn {:#x} ended in {:?}\n",
+                    "kvm: VM {} ({:#x}) stopped: {} at gfn {:#x} ended in {:?}{}\n",
                     BStr::from_bytes(vm.name()),
                     td.kvm() as usize,
                     leaf.name(),
                     gfn,
-                    reason
+                    reason,
+                    if call.injected { " (injected)" } else { "" }
                 );
                 EIO.to_errno()
             }
@@ -203,7 +195,7 @@ impl KvmState {
     /// IPI to each vCPU in guest mode so that it sees the request. Waits for
     /// nothing: the map that stops the VM already paid its one deadline.
     /// Traces it (`tsg_vm_stop`) with `leaf`, the `status` the policy saw
-    /// and `reason`.
+    /// (made up by fault injection if `injected`) and `reason`.
     fn stop_vm(
         &self,
         td: Td<'_>,
@@ -211,8 +203,9 @@ impl KvmState {
         leaf: Leaf,
         reason: VmBugReason,
         status: Status,
+        injected: bool,
     ) {
-        vm.events.vm_stop(leaf, status, Some(reason));
+        vm.events.vm_stop(leaf, status, Some(reason), injected);
         td.mark_bugged();
         for i in 0..td.online_vcpus() {
             if let Some(v) = td.vcpu(i) {

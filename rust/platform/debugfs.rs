@@ -69,6 +69,12 @@ impl Dir {
             GFP_KERNEL,
         )?)
     }
+    /// The directory's dentry (an error pointer when debugfs is
+    /// unavailable), for C helpers that make files in it
+    /// ([`super::fault`]). Valid while `self` is.
+    pub(super) fn dentry(&self) -> *mut bindings::dentry {
+        self.dentry
+    }
 }
 
 impl Drop for Dir {

@@ -16,14 +16,15 @@
 #define CREATE_TRACE_POINTS
 #include "events.h"
 
-notrace void tsg_trace_kick(u64 vm, u32 kicked, u64 wait_ns, bool ok)
+notrace void tsg_trace_kick(u64 vm, u32 kicked, u64 wait_ns, bool ok, bool injected)
 {
-	trace_tsg_kick(vm, kicked, wait_ns, ok);
+	trace_tsg_kick(vm, kicked, wait_ns, ok, injected);
 }
 
-notrace void tsg_trace_retry(u64 vm, u32 leaf, u64 gpa, u8 level, u64 status, u32 tries)
+notrace void tsg_trace_retry(u64 vm, u32 leaf, u64 gpa, u8 level, u64 status, u32 tries,
+			     bool injected)
 {
-	trace_tsg_retry(vm, leaf, gpa, level, status, tries);
+	trace_tsg_retry(vm, leaf, gpa, level, status, tries, injected);
 }
 
 notrace void tsg_trace_zero_step(u64 vm, u32 vcpu, u64 gpa)
@@ -32,16 +33,18 @@ notrace void tsg_trace_zero_step(u64 vm, u32 vcpu, u64 gpa)
 }
 
 /* @reason: a NUL-terminated string that outlives the call. */
-notrace void tsg_trace_vm_stop(u64 vm, u32 leaf, u64 status, const char *reason)
+notrace void tsg_trace_vm_stop(u64 vm, u32 leaf, u64 status, const char *reason, bool injected)
 {
-	trace_tsg_vm_stop(vm, leaf, status, reason);
+	trace_tsg_vm_stop(vm, leaf, status, reason, injected);
 }
 
 #ifdef TSG_TESTS
 /*
  * For the KUnit suites: probes on the four tracepoints that write the
  * events of one VM (of every VM if vm is 0) as text lines, one per event,
- * with every field but vm and wait_ns (which varies); leaf is the number.
+ * with every field but vm and wait_ns (which varies); leaf is the number,
+ * and injected is a trailing " injected" when set (nothing when not, so
+ * that the lines of real busies read as they always did).
  * One recording at a time (rust/platform/trace.rs sees to it).
  */
 static DEFINE_SPINLOCK(tsg_rec_lock);
@@ -64,15 +67,22 @@ static __printf(2, 3) void tsg_rec(u64 vm, const char *fmt, ...)
 	spin_unlock_irqrestore(&tsg_rec_lock, flags);
 }
 
-static void tsg_rec_kick(void *data, u64 vm, u32 kicked, u64 wait_ns, bool ok)
+/* The injected=1 of an event is shown as " injected"; injected=0 as nothing. */
+static const char *tsg_rec_injected(bool injected)
 {
-	tsg_rec(vm, "kick kicked=%u ok=%d\n", kicked, ok);
+	return injected ? " injected" : "";
 }
 
-static void tsg_rec_retry(void *data, u64 vm, u32 leaf, u64 gpa, u8 level, u64 status, u32 tries)
+static void tsg_rec_kick(void *data, u64 vm, u32 kicked, u64 wait_ns, bool ok, bool injected)
 {
-	tsg_rec(vm, "retry leaf=%u gpa=0x%llx level=%u status=0x%llx tries=%u\n", leaf, gpa,
-		level, status, tries);
+	tsg_rec(vm, "kick kicked=%u ok=%d%s\n", kicked, ok, tsg_rec_injected(injected));
+}
+
+static void tsg_rec_retry(void *data, u64 vm, u32 leaf, u64 gpa, u8 level, u64 status, u32 tries,
+			  bool injected)
+{
+	tsg_rec(vm, "retry leaf=%u gpa=0x%llx level=%u status=0x%llx tries=%u%s\n", leaf, gpa,
+		level, status, tries, tsg_rec_injected(injected));
 }
 
 static void tsg_rec_zero_step(void *data, u64 vm, u32 vcpu, u64 gpa)
@@ -80,9 +90,11 @@ static void tsg_rec_zero_step(void *data, u64 vm, u32 vcpu, u64 gpa)
 	tsg_rec(vm, "zero_step vcpu=%u gpa=0x%llx\n", vcpu, gpa);
 }
 
-static void tsg_rec_vm_stop(void *data, u64 vm, u32 leaf, u64 status, const char *reason)
+static void tsg_rec_vm_stop(void *data, u64 vm, u32 leaf, u64 status, const char *reason,
+			    bool injected)
 {
-	tsg_rec(vm, "vm_stop leaf=%u status=0x%llx reason=%s\n", leaf, status, reason);
+	tsg_rec(vm, "vm_stop leaf=%u status=0x%llx reason=%s%s\n", leaf, status, reason,
+		tsg_rec_injected(injected));
 }
 
 /* Starts recording the events of VM @vm (0: of every VM). */

@@ -44,35 +44,41 @@
  * A kick ended: @kicked vCPUs were in guest mode and got an IPI; the kick
  * (marking them exiting, the IPIs, the wait for the acknowledgements) took
  * @wait_ns; @ok is false if some vCPU did not acknowledge before the
- * deadline (the VM is then stopped).
+ * deadline (the VM is then stopped). @injected: the kick answers a busy
+ * status the module's fault injection made up (fail_map_busy,
+ * fail_retry_busy); the kick itself is real.
  */
 TRACE_EVENT(tsg_kick,
-	TP_PROTO(u64 vm, u32 kicked, u64 wait_ns, bool ok),
-	TP_ARGS(vm, kicked, wait_ns, ok),
+	TP_PROTO(u64 vm, u32 kicked, u64 wait_ns, bool ok, bool injected),
+	TP_ARGS(vm, kicked, wait_ns, ok, injected),
 	TP_STRUCT__entry(
 		__field(u64, vm)
 		__field(u64, wait_ns)
 		__field(u32, kicked)
 		__field(bool, ok)
+		__field(bool, injected)
 	),
 	TP_fast_assign(
 		__entry->vm = vm;
 		__entry->wait_ns = wait_ns;
 		__entry->kicked = kicked;
 		__entry->ok = ok;
+		__entry->injected = injected;
 	),
-	TP_printk("vm=%llu kicked=%u wait_ns=%llu ok=%d",
-		  __entry->vm, __entry->kicked, __entry->wait_ns, __entry->ok)
+	TP_printk("vm=%llu kicked=%u wait_ns=%llu ok=%d injected=%d",
+		  __entry->vm, __entry->kicked, __entry->wait_ns, __entry->ok,
+		  __entry->injected)
 );
 
 /*
  * A busy SEAMCALL is about to be issued again: @status is the busy status
- * it returned, @tries the SEAMCALLs issued for it so far (the retry is try
- * @tries + 1). @level is KVM's pg_level (1: 4K, 2: 2M).
+ * it returned, @tries the tries made for it so far (the retry is try
+ * @tries + 1). @level is KVM's pg_level (1: 4K, 2: 2M). @injected: @status
+ * was made up by the module's fault injection, no SEAMCALL returned it.
  */
 TRACE_EVENT(tsg_retry,
-	TP_PROTO(u64 vm, u32 leaf, u64 gpa, u8 level, u64 status, u32 tries),
-	TP_ARGS(vm, leaf, gpa, level, status, tries),
+	TP_PROTO(u64 vm, u32 leaf, u64 gpa, u8 level, u64 status, u32 tries, bool injected),
+	TP_ARGS(vm, leaf, gpa, level, status, tries, injected),
 	TP_STRUCT__entry(
 		__field(u64, vm)
 		__field(u64, gpa)
@@ -80,6 +86,7 @@ TRACE_EVENT(tsg_retry,
 		__field(u32, leaf)
 		__field(u32, tries)
 		__field(u8, level)
+		__field(bool, injected)
 	),
 	TP_fast_assign(
 		__entry->vm = vm;
@@ -88,10 +95,11 @@ TRACE_EVENT(tsg_retry,
 		__entry->leaf = leaf;
 		__entry->tries = tries;
 		__entry->level = level;
+		__entry->injected = injected;
 	),
-	TP_printk("vm=%llu leaf=%s gpa=0x%llx level=%u status=0x%llx tries=%u",
+	TP_printk("vm=%llu leaf=%s gpa=0x%llx level=%u status=0x%llx tries=%u injected=%d",
 		  __entry->vm, tsg_show_leaf(__entry->leaf), __entry->gpa,
-		  __entry->level, __entry->status, __entry->tries)
+		  __entry->level, __entry->status, __entry->tries, __entry->injected)
 );
 
 /* vCPU @vcpu's exits engaged the TDX module's zero-step mitigation at @gpa. */
@@ -115,26 +123,29 @@ TRACE_EVENT(tsg_zero_step,
 /*
  * The VM is stopped (KVM_BUG_ON) after @leaf ended with @status for
  * @reason: busy_after_kick, retries_exhausted, kick_timeout, or error (a
- * status the path cannot go on after).
+ * status the path cannot go on after). @injected: @status was made up by
+ * the module's fault injection.
  */
 TRACE_EVENT(tsg_vm_stop,
-	TP_PROTO(u64 vm, u32 leaf, u64 status, const char *reason),
-	TP_ARGS(vm, leaf, status, reason),
+	TP_PROTO(u64 vm, u32 leaf, u64 status, const char *reason, bool injected),
+	TP_ARGS(vm, leaf, status, reason, injected),
 	TP_STRUCT__entry(
 		__field(u64, vm)
 		__field(u64, status)
 		__field(u32, leaf)
+		__field(bool, injected)
 		__string(reason, reason)
 	),
 	TP_fast_assign(
 		__entry->vm = vm;
 		__entry->status = status;
 		__entry->leaf = leaf;
+		__entry->injected = injected;
 		__assign_str(reason);
 	),
-	TP_printk("vm=%llu leaf=%s status=0x%llx reason=%s",
+	TP_printk("vm=%llu leaf=%s status=0x%llx reason=%s injected=%d",
 		  __entry->vm, tsg_show_leaf(__entry->leaf), __entry->status,
-		  __get_str(reason))
+		  __get_str(reason), __entry->injected)
 );
 
 #endif /* _TDX_SEPT_GUARD_EVENTS_H */

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The platform's C functions (`helpers.c`, `params.c`, `events.c`), as
-//! bindgen declares them at build time from `helpers.h`
+//! The platform's C functions (`helpers.c`, `params.c`, `events.c`,
+//! `fault.c`), as bindgen declares them at build time from `helpers.h`
 //! (`scripts/bindgen.sh`, driven by `rust/Kbuild`): the only declarations
 //! of them on the Rust side. The kernel's types they take (`dentry`,
 //! `rwlock_t`, `seq_file`, ...) are the kernel crate's own
@@ -47,6 +47,10 @@ pub(crate) use generated::{
     tsg_debugfs_create_file,
     tsg_debugfs_file,
     tsg_debugfs_remove,
+    tsg_fail_map_busy,
+    tsg_fail_retry_busy,
+    tsg_fault_files_create,
+    tsg_fault_files_remove,
     tsg_ipi_acked,
     tsg_ipi_send,
     tsg_ipi_set,
@@ -76,11 +80,14 @@ pub(crate) use generated::{
     tsg_write_lock,
     tsg_write_unlock, //
 };
-/// What only the test module uses: lockdep's state, and the recording of
-/// the trace events (`events.c` has it only with `TSG_TESTS`).
+/// What only the test module uses: lockdep's state, the recording of the
+/// trace events and the setting of the fault injection points (`events.c`
+/// and `fault.c` have them only with `TSG_TESTS`).
 #[cfg(tsg_tests)]
 pub(crate) use generated::{
     tsg_debug_locks,
+    tsg_fault_set,
+    tsg_fault_times,
     tsg_trace_record_start,
     tsg_trace_record_stop, //
 };

@@ -4,8 +4,9 @@
  * abstraction for (yet): string module parameters, kthreads, asynchronous
  * cross-CPU calls with acknowledgements, local interrupt control, rwlock_t,
  * and debugfs files whose file_operations pin the module while open; and
- * the wrappers that fire the trace events (events.c). This header declares
- * every C function of rust/platform/ (helpers.c, params.c, events.c), and
+ * the wrappers that fire the trace events (events.c), and the fault
+ * injection points (fault.c). This header declares every C function of
+ * rust/platform/ (helpers.c, params.c, events.c, fault.c), and
  * each of those files includes it: bindgen generates the Rust declarations
  * from it at build time (scripts/bindgen.sh, rust/platform/ffi.rs).
  */
@@ -81,10 +82,24 @@ void tsg_workqueue_flush(struct workqueue_struct *wq);
 void tsg_workqueue_destroy(struct workqueue_struct *wq);
 
 /* The trace events' wrappers (events.c, the events in events.h). */
-void tsg_trace_kick(u64 vm, u32 kicked, u64 wait_ns, bool ok);
-void tsg_trace_retry(u64 vm, u32 leaf, u64 gpa, u8 level, u64 status, u32 tries);
+void tsg_trace_kick(u64 vm, u32 kicked, u64 wait_ns, bool ok, bool injected);
+void tsg_trace_retry(u64 vm, u32 leaf, u64 gpa, u8 level, u64 status, u32 tries,
+		     bool injected);
 void tsg_trace_zero_step(u64 vm, u32 vcpu, u64 gpa);
-void tsg_trace_vm_stop(u64 vm, u32 leaf, u64 status, const char *reason);
+void tsg_trace_vm_stop(u64 vm, u32 leaf, u64 status, const char *reason, bool injected);
+
+/*
+ * Fault injection (fault.c): the fail_map_busy and fail_retry_busy points,
+ * and their debugfs files. Without CONFIG_FAULT_INJECTION_DEBUG_FS they
+ * never fail and make no files.
+ */
+bool tsg_fail_map_busy(void);
+bool tsg_fail_retry_busy(void);
+void tsg_fault_files_create(struct dentry *parent);
+void tsg_fault_files_remove(void);
+/* For the KUnit suites (the test module's fault.c only). */
+int tsg_fault_set(bool retry, unsigned long probability, int times);
+int tsg_fault_times(bool retry);
 
 /* For the KUnit suites: the events as text, without tracefs (events.c). */
 int tsg_trace_record_start(u64 vm);

@@ -5,18 +5,21 @@
 //! interrupt-off sections ([`irq`]), cross-CPU calls with deadlines
 //! ([`ipi`]), KVM's kind of `mmu_lock` ([`rwlock`]), debugfs files that pin
 //! the module while open ([`debugfs`]), per-CPU copies of counters
-//! ([`percpu`]), the string module parameters ([`param`]) and the trace
-//! events ([`trace`]); where the kernel crate's API differs between the
-//! supported kernel series ([`compat`]).
+//! ([`percpu`]), the string module parameters ([`param`]), the trace
+//! events ([`trace`]) and the fault injection points ([`fault`]); where the
+//! kernel crate's API differs between the supported kernel series
+//! ([`compat`]).
 //!
 //! Where Rust-for-Linux has no abstraction the work is done by small C
-//! functions in `helpers.c` (`events.c` for the trace events), declared in
+//! functions in `helpers.c` (`events.c` for the trace events, `fault.c`
+//! for fault injection), declared in
 //! `helpers.h`, from which bindgen generates their Rust declarations
 //! ([`ffi`]); the `unsafe` calls into them stay in this directory, behind
 //! safe wrappers that are sound whoever calls them.
 
 pub(crate) mod compat;
 pub(crate) mod debugfs;
+pub(crate) mod fault;
 mod ffi;
 pub(crate) mod ipi;
 pub(crate) mod irq;

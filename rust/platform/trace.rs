@@ -31,21 +31,23 @@ use crate::policy::{
 };
 use kernel::prelude::*;
 
-/// `tsg_kick`: a kick of VM `vm` ended (see `events.h`).
+/// `tsg_kick`: a kick of VM `vm` ended (see `events.h`); `injected`: it
+/// answers a busy status fault injection made up.
 #[inline]
-pub(crate) fn kick(vm: u64, kicked: usize, wait_ns: u64, ok: bool) {
+pub(crate) fn kick(vm: u64, kicked: usize, wait_ns: u64, ok: bool, injected: bool) {
     let kicked = u32::try_from(kicked).unwrap_or(u32::MAX);
     // SAFETY: Always safe to call: the arguments are plain values.
-    unsafe { tsg_trace_kick(vm, kicked, wait_ns, ok) }
+    unsafe { tsg_trace_kick(vm, kicked, wait_ns, ok, injected) }
 }
 
-/// `tsg_retry`: `op` is issued again after `tries` SEAMCALLs, the last of
-/// which returned the busy `status`.
+/// `tsg_retry`: `op` is issued again after `tries` tries, the last of
+/// which returned the busy `status` (made up by fault injection if
+/// `injected`).
 #[inline]
-pub(crate) fn retry(vm: u64, op: &SeptOp, status: Status, tries: u32) {
+pub(crate) fn retry(vm: u64, op: &SeptOp, status: Status, tries: u32, injected: bool) {
     let leaf = op.leaf.number() as u32;
     // SAFETY: Always safe to call: the arguments are plain values.
-    unsafe { tsg_trace_retry(vm, leaf, op.gpa, op.level, status.raw(), tries) }
+    unsafe { tsg_trace_retry(vm, leaf, op.gpa, op.level, status.raw(), tries, injected) }
 }
 
 /// `tsg_zero_step`: vCPU `vcpu`'s exits engaged the zero-step mitigation at
@@ -57,10 +59,17 @@ pub(crate) fn zero_step(vm: u64, vcpu: usize, gpa: u64) {
     unsafe { tsg_trace_zero_step(vm, vcpu, gpa) }
 }
 
-/// `tsg_vm_stop`: the VM is stopped after `leaf` ended with `status`;
-/// `reason` `None` is an error status the path cannot go on after.
+/// `tsg_vm_stop`: the VM is stopped after `leaf` ended with `status`
+/// (made up by fault injection if `injected`); `reason` `None` is an error
+/// status the path cannot go on after.
 #[inline]
-pub(crate) fn vm_stop(vm: u64, leaf: Leaf, status: Status, reason: Option<VmBugReason>) {
+pub(crate) fn vm_stop(
+    vm: u64,
+    leaf: Leaf,
+    status: Status,
+    reason: Option<VmBugReason>,
+    injected: bool,
+) {
     let reason = match reason {
         None => c"error",
         Some(VmBugReason::BusyAfterKick) => c"busy_after_kick",
@@ -69,7 +78,15 @@ pub(crate) fn vm_stop(vm: u64, leaf: Leaf, status: Status, reason: Option<VmBugR
     };
     // SAFETY: `reason` is a NUL-terminated static string; the rest are
     // plain values.
-    unsafe { tsg_trace_vm_stop(vm, leaf.number() as u32, status.raw(), reason.as_char_ptr()) }
+    unsafe {
+        tsg_trace_vm_stop(
+            vm,
+            leaf.number() as u32,
+            status.raw(),
+            reason.as_char_ptr(),
+            injected,
+        )
+    }
 }
 
 /// One VM's trace events: its number and the events that carry it.
@@ -94,19 +111,25 @@ impl VmEvents {
     }
 
     /// [`vm_stop`] for this VM.
-    pub(crate) fn vm_stop(&self, leaf: Leaf, status: Status, reason: Option<VmBugReason>) {
-        vm_stop(self.vm, leaf, status, reason);
+    pub(crate) fn vm_stop(
+        &self,
+        leaf: Leaf,
+        status: Status,
+        reason: Option<VmBugReason>,
+        injected: bool,
+    ) {
+        vm_stop(self.vm, leaf, status, reason, injected);
     }
 }
 
 /// The policy executor's kicks and retries, as this VM's events.
 impl Events for VmEvents {
-    fn kick(&self, kicked: usize, wait_ns: u64, ok: bool) {
-        kick(self.vm, kicked, wait_ns, ok);
+    fn kick(&self, kicked: usize, wait_ns: u64, ok: bool, injected: bool) {
+        kick(self.vm, kicked, wait_ns, ok, injected);
     }
 
-    fn retry(&self, op: &SeptOp, status: Status, tries: u32) {
-        retry(self.vm, op, status, tries);
+    fn retry(&self, op: &SeptOp, status: Status, tries: u32, injected: bool) {
+        retry(self.vm, op, status, tries, injected);
     }
 }
 
@@ -132,13 +155,15 @@ pub(crate) mod record {
 
     /// The events of one VM (or of every VM) as text lines, recorded by
     /// probes on the tracepoints (`events.c`). A line holds every field but
-    /// `vm` and `wait_ns`, the leaf as its number:
+    /// `vm` and `wait_ns`, the leaf as its number; `injected=1` is a
+    /// trailing ` injected`, `injected=0` nothing:
     ///
     /// ```text
     /// kick kicked=1 ok=1
     /// retry leaf=6 gpa=0x7000 level=1 status=0x8000020000000000 tries=1
     /// zero_step vcpu=0 gpa=0x7000
     /// vm_stop leaf=6 status=0x8000020000000000 reason=busy_after_kick
+    /// kick kicked=1 ok=1 injected
     /// ```
     ///
     /// A failed KUnit assertion ends the test without running destructors:

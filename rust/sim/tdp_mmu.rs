@@ -28,12 +28,36 @@ use crate::policy::{
     VmBugReason, //
 };
 
-/// Issues SEAMCALLs to the simulated TDX module.
-struct Issuer<'a>(&'a TdxModule);
+/// Issues the SEAMCALLs of one operation to the simulated TDX module,
+/// which may inject a busy status into a map try ([`TdxModule::seamcall_try`]).
+struct Issuer<'a> {
+    module: &'a TdxModule,
+    /// Tries issued so far.
+    tries: u32,
+    /// Whether the last status was injected.
+    injected: bool,
+}
+
+impl<'a> Issuer<'a> {
+    fn new(module: &'a TdxModule) -> Self {
+        Self {
+            module,
+            tries: 0,
+            injected: false,
+        }
+    }
+}
 
 impl Seamcall for Issuer<'_> {
     fn seamcall(&mut self, op: &SeptOp) -> Status {
-        self.0.seamcall(op)
+        self.tries += 1;
+        let issued = self.module.seamcall_try(op, self.tries);
+        self.injected = issued.injected;
+        issued.status
+    }
+
+    fn injected(&self) -> bool {
+        self.injected
     }
 }
 
@@ -132,6 +156,7 @@ impl Vm {
                         Leaf::VpEnter,
                         Some(VmBugReason::KickTimeout),
                         Status::SUCCESS,
+                        false,
                     );
                     return Fault::Stopped;
                 }
@@ -175,7 +200,8 @@ impl Vm {
         tally: &mut OpTally,
     ) -> Fault {
         let start_ns = self.clock.now_ns();
-        let outcome = exec.run_on_spte(spte, NONPRESENT_SPTE, new, op, &mut Issuer(&self.module));
+        let mut issuer = Issuer::new(&self.module);
+        let outcome = exec.run_on_spte(spte, NONPRESENT_SPTE, new, op, &mut issuer);
         if let Ok(ended) = outcome {
             let earlier = tally.take(self, op);
             let (tries, start_ns) = match earlier {
@@ -201,11 +227,11 @@ impl Vm {
             Ok(Outcome::Done { .. }) => Fault::Mapped,
             Ok(Outcome::Busy { .. }) => Fault::Retry,
             Ok(Outcome::Error { status, .. }) => {
-                self.stop(op.leaf, None, status);
+                self.stop(op.leaf, None, status, issuer.injected());
                 Fault::Stopped
             }
             Ok(Outcome::VmBug { reason, status, .. }) => {
-                self.stop(op.leaf, Some(reason), status);
+                self.stop(op.leaf, Some(reason), status, issuer.injected());
                 Fault::Stopped
             }
         }
@@ -225,7 +251,6 @@ impl Vm {
         let Ok(frozen) = FrozenSpte::freeze(page, present_spte(gpa)) else {
             return Zap::NotMapped;
         };
-        let mut issuer = Issuer(&self.module);
         for op in [
             SeptOp::new_4k(Leaf::MemRangeBlock, gpa),
             SeptOp::new_4k(Leaf::MemTrack, 0),
@@ -237,10 +262,12 @@ impl Vm {
                     Leaf::MemTrack,
                     Some(VmBugReason::KickTimeout),
                     Status::SUCCESS,
+                    false,
                 );
                 return Zap::Stopped;
             }
             let start_ns = self.clock.now_ns();
+            let mut issuer = Issuer::new(&self.module);
             let outcome = exec.run(&op, &mut issuer);
             self.note_op(
                 outcome.tries(),
@@ -253,7 +280,7 @@ impl Vm {
             };
             // The mirror keeps the old value; the VM never runs again.
             drop(frozen);
-            self.stop(op.leaf, reason, status);
+            self.stop(op.leaf, reason, status, issuer.injected());
             return Zap::Stopped;
         }
         // The frozen SPTE held the present value: commit cannot fail.

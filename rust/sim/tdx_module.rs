@@ -17,7 +17,13 @@ use super::spin::{
     spin_us,
     spin_us_while, //
 };
-use crate::platform::sync::KCounter;
+use crate::platform::{
+    fault::{
+        injected_busy,
+        Fault, //
+    },
+    sync::KCounter,
+};
 use crate::policy::counters::counter_table;
 use crate::policy::status::{
     TDX_GPA_RANGE_NOT_BLOCKED,
@@ -102,6 +108,14 @@ pub(crate) struct Latency {
     /// whatever it returns: a busy status is not free. Paid before any
     /// lock is tried.
     pub(crate) round_trip_us: u32,
+}
+
+/// What one host SEAMCALL returned, and whether the module's fault
+/// injection made the status up instead of the simulated TDX module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Issued {
+    pub(crate) status: Status,
+    pub(crate) injected: bool,
 }
 
 /// What TDH.VP.ENTER did.
@@ -256,7 +270,27 @@ impl TdxModule {
         self.stuck_busy.store(on, Relaxed);
     }
 
-    /// Issues one host SEAMCALL.
+    /// Issues try `tries` (1: the first) of an operation's host SEAMCALL.
+    /// A map leaf (TDH.MEM.SEPT.ADD, TDH.MEM.PAGE.AUG) asks the module's
+    /// fault injection first: `fail_map_busy` for a first try,
+    /// `fail_retry_busy` for a later one. An injected try returns
+    /// [`injected_busy`] at once, as a busy entry lock would, without
+    /// running the call: no lock is tried, no time passes, nothing changes.
+    pub(crate) fn seamcall_try(&self, op: &SeptOp, tries: u32) -> Issued {
+        let map = matches!(op.leaf, Leaf::MemSeptAdd | Leaf::MemPageAug);
+        if map && Fault::for_try(tries).should_fail() {
+            return Issued {
+                status: injected_busy(),
+                injected: true,
+            };
+        }
+        Issued {
+            status: self.seamcall(op),
+            injected: false,
+        }
+    }
+
+    /// Issues one host SEAMCALL, without fault injection.
     pub(crate) fn seamcall(&self, op: &SeptOp) -> Status {
         spin_us(self.latency.round_trip_us);
         if self.stuck_busy.load(Relaxed) && op.leaf != Leaf::MemTrack {

@@ -114,6 +114,8 @@ pub(super) struct StopRecord {
     /// `None`: an error status the path cannot go on after.
     pub(super) reason: Option<VmBugReason>,
     pub(super) status: Status,
+    /// `status` was made up by the module's fault injection.
+    pub(super) injected: bool,
 }
 
 /// A vCPU as the kicker sees it: its mode (a 32-bit cell, as KVM's
@@ -410,30 +412,41 @@ impl Vm {
     }
 
     /// Stops the VM: its vCPUs never enter again. The first record wins;
-    /// it alone is logged and traced.
-    pub(super) fn stop(&self, leaf: Leaf, reason: Option<VmBugReason>, status: Status) {
+    /// it alone is logged and traced. `injected`: `status` was made up by
+    /// the module's fault injection.
+    pub(super) fn stop(
+        &self,
+        leaf: Leaf,
+        reason: Option<VmBugReason>,
+        status: Status,
+        injected: bool,
+    ) {
         let mut rec = self.stop_record.lock();
         if rec.is_none() {
+            let how = if injected { ", injected" } else { "" };
             match reason {
                 Some(reason) => pr_warn!(
-                    "sim VM {} stopped: {} ended in {:?} (status {:#018x})\n",
+                    "sim VM {} stopped: {} ended in {:?} (status {:#018x}{})\n",
                     self.events.vm(),
                     leaf.name(),
                     reason,
-                    status.raw()
+                    status.raw(),
+                    how
                 ),
                 None => pr_warn!(
-                    "sim VM {} stopped: {} failed (status {:#018x})\n",
+                    "sim VM {} stopped: {} failed (status {:#018x}{})\n",
                     self.events.vm(),
                     leaf.name(),
-                    status.raw()
+                    status.raw(),
+                    how
                 ),
             }
-            self.events.vm_stop(leaf, status, reason);
+            self.events.vm_stop(leaf, status, reason, injected);
             *rec = Some(StopRecord {
                 leaf,
                 reason,
                 status,
+                injected,
             });
         }
         self.stopped.store(true, Release);

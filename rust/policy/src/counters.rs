@@ -312,6 +312,13 @@ counter_table! {
         zero_step_kicks: "zero_step",
         /// Nanoseconds kickers spent sending kicks and waiting for acks.
         gate_wait_ns: "kick",
+        /// Busy statuses fault injection made up for an operation's first
+        /// try (`fail_map_busy`): not issued, so in neither `seamcalls` nor
+        /// the busy counters.
+        injected_busy: "inject",
+        /// Busy statuses fault injection made up for a retry
+        /// (`fail_retry_busy`): not issued either.
+        injected_retry_busy: "inject",
     }
 }
 

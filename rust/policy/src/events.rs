@@ -18,19 +18,26 @@ pub trait Events {
     /// A kick ended: `kicked` vCPUs were found in guest mode and sent an
     /// IPI, the kick took `wait_ns` from sending to the last
     /// acknowledgement, and `ok` is false if some vCPU did not acknowledge
-    /// before the deadline (the VM is then stopped).
-    fn kick(&self, kicked: usize, wait_ns: u64, ok: bool) {
-        let _ = (kicked, wait_ns, ok);
+    /// before the deadline (the VM is then stopped). `injected`: the kick
+    /// answers a busy status the platform's fault injection made up (see
+    /// [`Seamcall::injected`]); the kick itself is real.
+    ///
+    /// [`Seamcall::injected`]: super::op::Seamcall::injected
+    fn kick(&self, kicked: usize, wait_ns: u64, ok: bool, injected: bool) {
+        let _ = (kicked, wait_ns, ok, injected);
     }
 
     /// `op` is about to be issued again: its last SEAMCALL returned the
     /// busy `status`, and `tries` SEAMCALLs were issued for it so far (the
     /// retry is try `tries + 1`). For [`Policy::KickAndRetry`] the vCPUs
-    /// were kicked first.
+    /// were kicked first. `injected`: `status` was made up by the
+    /// platform's fault injection (see [`Seamcall::injected`]); the retry
+    /// itself is real (unless injected in turn).
     ///
     /// [`Policy::KickAndRetry`]: super::retry::Policy::KickAndRetry
-    fn retry(&self, op: &SeptOp, status: Status, tries: u32) {
-        let _ = (op, status, tries);
+    /// [`Seamcall::injected`]: super::op::Seamcall::injected
+    fn retry(&self, op: &SeptOp, status: Status, tries: u32, injected: bool) {
+        let _ = (op, status, tries, injected);
     }
 }
 

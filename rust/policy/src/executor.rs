@@ -180,7 +180,7 @@ impl<'a, G: Atomic64, V: VcpuSet, C: CounterCell, K: Clock, E: Events> Executor<
     /// The gate stays up until the returned guard drops.
     pub fn kick_and_wait(&self) -> Result<KickGuard<'a, G>, KickTimeout> {
         let guard = KickGuard::raise(self.gate);
-        self.kick(&guard)?;
+        self.kick(&guard, false)?;
         Ok(guard)
     }
 
@@ -196,13 +196,14 @@ impl<'a, G: Atomic64, V: VcpuSet, C: CounterCell, K: Clock, E: Events> Executor<
         let mut guard: Option<KickGuard<'a, G>> = None;
         let mut status = Status::SUCCESS;
         for tries in 1..=max_tries {
-            status = self.issue(op, seamcall);
+            status = self.issue(op, seamcall, tries);
             if !is_busy(status, op.leaf) {
                 return finished(status, tries);
             }
             if tries < max_tries {
+                let injected = seamcall.injected();
                 let held = guard.get_or_insert_with(|| KickGuard::raise(self.gate));
-                if self.kick(held).is_err() {
+                if self.kick(held, injected).is_err() {
                     return Outcome::VmBug {
                         reason: VmBugReason::KickTimeout,
                         status,
@@ -210,7 +211,7 @@ impl<'a, G: Atomic64, V: VcpuSet, C: CounterCell, K: Clock, E: Events> Executor<
                     };
                 }
                 self.counters.retries.add(1);
-                self.events.retry(op, status, tries);
+                self.events.retry(op, status, tries, injected);
             }
         }
         let reason = match guard {
@@ -229,7 +230,7 @@ impl<'a, G: Atomic64, V: VcpuSet, C: CounterCell, K: Clock, E: Events> Executor<
     fn blind_retry<S: Seamcall>(&self, op: &SeptOp, seamcall: &mut S) -> Outcome {
         let mut status = Status::SUCCESS;
         for tries in 1..=BLIND_RETRY_BUG_AT {
-            status = self.issue(op, seamcall);
+            status = self.issue(op, seamcall, tries);
             if !status.is_busy_for(op.leaf) {
                 return finished(status, tries);
             }
@@ -238,7 +239,7 @@ impl<'a, G: Atomic64, V: VcpuSet, C: CounterCell, K: Clock, E: Events> Executor<
             }
             if tries < BLIND_RETRY_BUG_AT {
                 self.counters.retries.add(1);
-                self.events.retry(op, status, tries);
+                self.events.retry(op, status, tries, seamcall.injected());
             }
         }
         Outcome::VmBug {
@@ -250,31 +251,42 @@ impl<'a, G: Atomic64, V: VcpuSet, C: CounterCell, K: Clock, E: Events> Executor<
 
     /// KVM 7.2's map path: one try; busy goes back to the caller.
     fn upstream72_map<S: Seamcall>(&self, op: &SeptOp, seamcall: &mut S) -> Outcome {
-        let status = self.issue(op, seamcall);
+        let status = self.issue(op, seamcall, 1);
         if status.is_operand_busy() {
             return Outcome::Busy { status };
         }
         finished(status, 1)
     }
 
-    /// Issues one SEAMCALL and counts it.
-    fn issue<S: Seamcall>(&self, op: &SeptOp, seamcall: &mut S) -> Status {
-        self.counters.seamcalls.add(1);
+    /// Issues try `tries` of `op` (1: the first) and counts it: as a
+    /// SEAMCALL, or, when the platform made its status up
+    /// ([`Seamcall::injected`]), as an injected status of a first try or of
+    /// a retry.
+    fn issue<S: Seamcall>(&self, op: &SeptOp, seamcall: &mut S, tries: u32) -> Status {
         let status = seamcall.seamcall(op);
+        if seamcall.injected() {
+            match tries {
+                1 => self.counters.injected_busy.add(1),
+                _ => self.counters.injected_retry_busy.add(1),
+            }
+            return status;
+        }
+        self.counters.seamcalls.add(1);
         if status.is_busy_for(op.leaf) {
             self.counters.count_busy(op.leaf, status);
         }
         status
     }
 
-    /// Kicks under an already raised gate, counts it and reports it.
-    fn kick(&self, guard: &KickGuard<'a, G>) -> Result<(), KickTimeout> {
+    /// Kicks under an already raised gate, counts it and reports it;
+    /// `injected`: for a busy status the platform made up.
+    fn kick(&self, guard: &KickGuard<'a, G>, injected: bool) -> Result<(), KickTimeout> {
         self.counters.kicks.add(1);
         let start = self.clock.now_ns();
         let (kicked, result) = guard.kick_counted(self.vcpus);
         let waited = self.clock.now_ns().saturating_sub(start);
         self.counters.gate_wait_ns.add(waited);
-        self.events.kick(kicked, waited, result.is_ok());
+        self.events.kick(kicked, waited, result.is_ok(), injected);
         match result {
             Ok(()) => {
                 self.counters.vcpus_kicked.add(kicked as u64);

@@ -33,4 +33,15 @@ impl SeptOp {
 pub trait Seamcall {
     /// Issues `op` once and returns the raw TDX status.
     fn seamcall(&mut self, op: &SeptOp) -> Status;
+
+    /// Whether the status the last [`Self::seamcall`] returned was made up
+    /// by the platform's fault injection instead of issued (the kernel
+    /// module's `fail_map_busy` and `fail_retry_busy`). The executor counts
+    /// such a status apart (`injected_busy`, `injected_retry_busy`), not as
+    /// a SEAMCALL or a busy of its leaf, and reports it with the kick and
+    /// retry that answer it. Where the decision to inject is made is the
+    /// platform's business; by default nothing is injected.
+    fn injected(&self) -> bool {
+        false
+    }
 }

@@ -12,8 +12,9 @@ use tdx_sept_guard_policy::counters::NR_COUNTERS;
 use tdx_sept_guard_policy::{CounterCell, CounterDesc, CounterTable, Counters, Leaf, Operand};
 
 /// The names, in rendering order, as they were before the table was declared
-/// with `counter_table!`; debugfs readers depend on them.
-const NAMES: [&str; 32] = [
+/// with `counter_table!` (new ones are added at the end); debugfs readers
+/// depend on them.
+const NAMES: [&str; 34] = [
     "ops",
     "seamcalls",
     "busy_enter",
@@ -46,6 +47,8 @@ const NAMES: [&str; 32] = [
     "zero_step_events",
     "zero_step_kicks",
     "gate_wait_ns",
+    "injected_busy",
+    "injected_retry_busy",
 ];
 
 fn entries(c: &HostCounters) -> Vec<(&'static CounterDesc, &HostCounter)> {
@@ -136,9 +139,17 @@ fn groups_are_a_small_set_and_contiguous_busy_block() {
         .map(|d| d.group)
         .collect();
     let set: HashSet<&str> = groups.iter().copied().collect();
-    let expected: HashSet<&str> = ["ops", "busy", "kick", "retry", "vcpu", "zero_step"]
-        .into_iter()
-        .collect();
+    let expected: HashSet<&str> = [
+        "ops",
+        "busy",
+        "kick",
+        "retry",
+        "vcpu",
+        "zero_step",
+        "inject",
+    ]
+    .into_iter()
+    .collect();
     assert_eq!(set, expected);
     for d in Counters::<HostCounter>::COUNTERS {
         let group = match d.name {
@@ -146,6 +157,7 @@ fn groups_are_a_small_set_and_contiguous_busy_block() {
             "zero_step_events" | "zero_step_kicks" => "zero_step",
             "kicks" | "vcpus_kicked" | "kick_timeouts" | "gate_wait_ns" => "kick",
             "entries_refused" => "vcpu",
+            "injected_busy" | "injected_retry_busy" => "inject",
             "busy_returned" => "ops",
             n if n.starts_with("busy_") => "busy",
             _ => "ops",

@@ -389,11 +389,13 @@ enum Event {
         kicked: usize,
         wait_ns: u64,
         ok: bool,
+        injected: bool,
     },
     Retry {
         op: SeptOp,
         status: u64,
         tries: u32,
+        injected: bool,
     },
 }
 
@@ -402,18 +404,20 @@ enum Event {
 struct Recorder(RefCell<Vec<Event>>);
 
 impl Events for Recorder {
-    fn kick(&self, kicked: usize, wait_ns: u64, ok: bool) {
+    fn kick(&self, kicked: usize, wait_ns: u64, ok: bool, injected: bool) {
         self.0.borrow_mut().push(Event::Kick {
             kicked,
             wait_ns,
             ok,
+            injected,
         });
     }
-    fn retry(&self, op: &SeptOp, status: Status, tries: u32) {
+    fn retry(&self, op: &SeptOp, status: Status, tries: u32, injected: bool) {
         self.0.borrow_mut().push(Event::Retry {
             op: *op,
             status: status.raw(),
             tries,
+            injected,
         });
     }
 }
@@ -436,12 +440,14 @@ fn events_report_the_kick_then_the_retry() {
             Event::Kick {
                 kicked: 2,
                 wait_ns: 100,
-                ok: true
+                ok: true,
+                injected: false
             },
             Event::Retry {
                 op,
                 status: BUSY_SEPT,
-                tries: 1
+                tries: 1,
+                injected: false
             },
         ]
     );
@@ -469,7 +475,8 @@ fn events_report_a_timed_out_kick_with_its_vcpus_and_no_retry() {
         vec![Event::Kick {
             kicked: 2,
             wait_ns: 100,
-            ok: false
+            ok: false,
+            injected: false
         }]
     );
 }
@@ -488,6 +495,7 @@ fn events_report_each_blind_retry_and_no_kick() {
         op: AUG,
         status: BUSY_RCX,
         tries,
+        injected: false,
     };
     assert_eq!(*rec.0.borrow(), vec![retry(1), retry(2), retry(3)]);
 }
@@ -505,7 +513,150 @@ fn events_report_kick_and_wait_and_nothing_without_busy() {
         vec![Event::Kick {
             kicked: 1,
             wait_ns: 100,
-            ok: true
+            ok: true,
+            injected: false
         }]
     );
+}
+
+/// Answers from a script of `(status, injected)`: a status marked injected
+/// stands for one the platform's fault injection made up.
+struct Injecting {
+    answers: Vec<(u64, bool)>,
+    calls: usize,
+    last_injected: bool,
+}
+
+impl Injecting {
+    fn new(answers: &[(u64, bool)]) -> Self {
+        Self {
+            answers: answers.to_vec(),
+            calls: 0,
+            last_injected: false,
+        }
+    }
+}
+
+impl tdx_sept_guard_policy::Seamcall for Injecting {
+    fn seamcall(&mut self, _op: &SeptOp) -> Status {
+        let (status, injected) = self.answers.get(self.calls).copied().unwrap_or((0, false));
+        self.calls += 1;
+        self.last_injected = injected;
+        Status::from_raw(status)
+    }
+    fn injected(&self) -> bool {
+        self.last_injected
+    }
+}
+
+#[test]
+fn an_injected_busy_is_counted_apart_and_answered_with_one_kick_and_one_retry() {
+    let vm = Vm::new(&[IN_GUEST_MODE]);
+    let rec = Recorder::default();
+    let mut sc = Injecting::new(&[(BUSY_RCX, true), (0, false)]);
+    let out = vm
+        .exec(Policy::DEFAULT)
+        .with_events(&rec)
+        .run(&AUG, &mut sc);
+    assert_eq!(out, Outcome::Done { tries: 2 });
+    // One real SEAMCALL (the retry); the injected busy is no busy AUG.
+    assert_eq!(vm.count("seamcalls"), 1);
+    assert_eq!(vm.count("injected_busy"), 1);
+    assert_eq!(vm.count("injected_retry_busy"), 0);
+    assert_eq!(vm.count("busy_aug"), 0);
+    assert_eq!(vm.count("busy_operand_rcx"), 0);
+    assert_eq!(vm.count("kicks"), 1);
+    assert_eq!(vm.count("retries"), 1);
+    assert_eq!(vm.count("retry_successes"), 1);
+    assert_eq!(
+        *rec.0.borrow(),
+        vec![
+            Event::Kick {
+                kicked: 1,
+                wait_ns: 100,
+                ok: true,
+                injected: true
+            },
+            Event::Retry {
+                op: AUG,
+                status: BUSY_RCX,
+                tries: 1,
+                injected: true
+            },
+        ]
+    );
+}
+
+#[test]
+fn an_injected_retry_busy_is_a_vm_bug_with_no_real_seamcall() {
+    let vm = Vm::new(&[IN_GUEST_MODE]);
+    let mut sc = Injecting::new(&[(BUSY_RCX, true), (BUSY_RCX, true)]);
+    let out = vm.exec(Policy::DEFAULT).run(&AUG, &mut sc);
+    assert_eq!(
+        out,
+        Outcome::VmBug {
+            reason: VmBugReason::BusyAfterKick,
+            status: Status::from_raw(BUSY_RCX),
+            tries: 2
+        }
+    );
+    assert_eq!(vm.count("seamcalls"), 0);
+    assert_eq!(vm.count("injected_busy"), 1);
+    assert_eq!(vm.count("injected_retry_busy"), 1);
+    assert_eq!(vm.count("kicks"), 1);
+    assert_eq!(vm.count("retries"), 1);
+    assert_eq!(vm.count("vm_bugs"), 1);
+}
+
+#[test]
+fn a_real_busy_then_an_injected_retry_busy_marks_only_the_retry() {
+    let vm = Vm::new(&[IN_GUEST_MODE]);
+    let rec = Recorder::default();
+    let mut sc = Injecting::new(&[(BUSY_SEPT, false), (BUSY_RCX, true)]);
+    let out = vm
+        .exec(Policy::DEFAULT)
+        .with_events(&rec)
+        .run(&AUG, &mut sc);
+    assert!(matches!(
+        out,
+        Outcome::VmBug {
+            reason: VmBugReason::BusyAfterKick,
+            ..
+        }
+    ));
+    assert_eq!(vm.count("seamcalls"), 1);
+    assert_eq!(vm.count("busy_aug"), 1);
+    assert_eq!(vm.count("injected_busy"), 0);
+    assert_eq!(vm.count("injected_retry_busy"), 1);
+    let events = rec.0.borrow();
+    assert!(matches!(
+        events[..],
+        [
+            Event::Kick {
+                injected: false,
+                ..
+            },
+            Event::Retry {
+                injected: false,
+                ..
+            }
+        ]
+    ));
+}
+
+#[test]
+fn upstream72_hands_an_injected_map_busy_back() {
+    let vm = Vm::new(&[IN_GUEST_MODE]);
+    let mut sc = Injecting::new(&[(BUSY_RCX, true)]);
+    let out = vm.exec(Policy::Upstream72).run(&AUG, &mut sc);
+    assert_eq!(
+        out,
+        Outcome::Busy {
+            status: Status::from_raw(BUSY_RCX)
+        }
+    );
+    assert_eq!(vm.count("seamcalls"), 0);
+    assert_eq!(vm.count("injected_busy"), 1);
+    assert_eq!(vm.count("busy_returned"), 1);
+    assert_eq!(vm.count("kicks"), 0);
 }

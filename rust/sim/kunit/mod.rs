@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The simulator's KUnit suites: the simulated TDX module rule by rule,
-//! fault injection, the policy under real concurrency and the zero-step
+//! fault injection (the simulator's own, and the module's `fail_map_busy`
+//! and `fail_retry_busy` points), the policy under real concurrency and the zero-step
 //! detector against the simulator. They run at `insmod` on a kernel with
 //! `CONFIG_KUNIT=y`; `make check` runs them under lockdep in QEMU. Their
 //! sizes and deadlines are their own: no suite reads a module parameter.
 
 mod concurrency;
 mod faults;
+mod inject;
 mod sim_rules;
 mod zero_step;
 
