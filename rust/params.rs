@@ -85,6 +85,11 @@ pub(crate) fn kick_timeout_us() -> Result<u32> {
     )? * 1000)
 }
 
+/// Whether to keep latency histograms (`latency`: 1 yes, 0 no).
+pub(crate) fn latency() -> Result<bool> {
+    Ok(in_range("latency", param_value(&module_parameters::latency), 0, 1)? == 1)
+}
+
 /// Guest accesses per simulated vCPU: `ops`, where 0 means no limit.
 pub(crate) fn ops_per_vcpu() -> u64 {
     match param_value(&module_parameters::ops) {
@@ -101,6 +106,7 @@ pub(crate) fn check_all() -> Result {
     kick_timeout_us()?;
     contention()?;
     guest_run()?;
+    latency()?;
     in_range(
         "vcpus",
         param_value(&module_parameters::vcpus),
@@ -162,5 +168,6 @@ pub(crate) fn sim_config() -> Result<SimConfig> {
         hot_pages: 8,
         guest_run: guest_run()?,
         seed: param_value(&module_parameters::seed),
+        histograms: latency()?,
     })
 }

@@ -55,6 +55,10 @@ module! {
             default: 0,
             description: "mode=sim: mixed into the fixed seeds of the simulated guests and zap thread; the same seed repeats the same sequence of pages",
         },
+        latency: u32 {
+            default: 1,
+            description: "1: keep latency histograms per VM and in total (debugfs latency: SEAMCALL leaves, kicks, gate holds, map calls; a clock read or two and an atomic add per map and SEAMCALL); 0: keep none",
+        },
         kick_timeout_ms: u32 {
             default: 100,
             description: "How long a kick waits for vCPU acknowledgements before the VM is stopped, in ms (1-1000: a map waits at most once, with preemption off)",
@@ -93,6 +97,7 @@ fn start_backend(mode: Mode) -> Result<Arc<dyn Backend>> {
         Mode::Kvm => kvm::attach(kvm::AttachOptions::host(
             params::policy()?,
             params::kick_timeout_us()?,
+            params::latency()?,
         ))
         .map_err(|why| {
             pr_err!("mode=kvm: cannot attach to KVM TDX: {}\n", why.reason());
@@ -103,6 +108,7 @@ fn start_backend(mode: Mode) -> Result<Arc<dyn Backend>> {
         Mode::Auto => kvm::attach_auto(kvm::AttachOptions::host(
             params::policy()?,
             params::kick_timeout_us()?,
+            params::latency()?,
         ))
         .or_else(|why| idle(why.reason())),
     }

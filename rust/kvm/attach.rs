@@ -11,6 +11,10 @@ use super::vm;
 use super::AttachCounters;
 use crate::backend::Backend;
 use crate::platform::{
+    latency::{
+        self,
+        Latencies, //
+    },
     percpu::PerCpu,
     sync::{
         KClock,
@@ -137,6 +141,9 @@ pub(crate) struct AttachOptions {
     /// KUnit suite: those run inside the module notifier chain, whose lock
     /// registering a notifier would wait for.
     pub(crate) watch_owner: bool,
+    /// Keep latency histograms (`latency=1`): per VM, of unattributed
+    /// calls, and of VMs gone.
+    pub(crate) histograms: bool,
     /// The test module only: answer an engaged zero-step detector at
     /// `kvm_page_fault` by raising the gate and kicking, and hold the gate
     /// until that vCPU's fault is mapped ("option A", measured against the
@@ -147,7 +154,7 @@ pub(crate) struct AttachOptions {
 
 impl AttachOptions {
     /// What `insmod` asks for (`mode=auto`, `mode=kvm`).
-    pub(crate) fn host(policy: Policy, kick_timeout_us: u32) -> Self {
+    pub(crate) fn host(policy: Policy, kick_timeout_us: u32, histograms: bool) -> Self {
         Self {
             target: TARGET,
             policy,
@@ -155,6 +162,7 @@ impl AttachOptions {
             without_tdx_platform: false,
             leaf_probes: true,
             watch_owner: true,
+            histograms,
             #[cfg(tsg_tests)]
             zero_step_hold: false,
         }
@@ -239,9 +247,10 @@ impl KvmBackend {
                 clock: KClock::new(),
                 counters: Counters::new(),
                 attach: PerCpu::new(AttachCounters::new)?,
+                latency: Latencies::new(opts.histograms)?,
                 #[cfg(tsg_tests)]
                 zero_step_hold: opts.zero_step_hold,
-                vms <- vm::Vms::new(),
+                vms <- vm::Vms::new(opts.histograms),
             }? Error),
             GFP_KERNEL,
         ) {
@@ -302,13 +311,14 @@ impl KvmBackend {
         } else {
             None
         };
-        let leaves = hooks::LeafProbes::register(opts.leaf_probes);
+        let leaves = hooks::LeafProbes::register(opts.leaf_probes, opts.histograms);
         let zero_step = hooks::ZeroStepProbes::register();
         pr_info!(
-            "kvm: attached ({} hook shape): {} redirected (policy {}); per-leaf outcomes from {} of 6 SEAMCALL wrappers; zero-step from KVM's tracepoints: {}; per-VM state made when KVM creates a TD (vt_vm_init), freed when it destroys it\n",
+            "kvm: attached ({} hook shape): {} redirected (policy {}); per-leaf outcomes{} from {} of 6 SEAMCALL wrappers; zero-step from KVM's tracepoints: {}; per-VM state made when KVM creates a TD (vt_vm_init), freed when it destroys it\n",
             SHAPE.name,
             opts.target.to_str().unwrap_or("?"),
             opts.policy.name(),
+            if opts.histograms { " and durations" } else { "" },
             leaves.placed,
             if zero_step.placed { "yes" } else { "no" },
         );
@@ -386,7 +396,22 @@ impl Backend for KvmBackend {
         self.state.counters.reset();
         self.state.vms.reset();
         self.state.attach.reset();
+        if let Some(l) = &self.state.latency {
+            l.reset();
+        }
         Ok(())
+    }
+
+    /// The totals: every VM's histograms (gone ones included) and those of
+    /// calls no VM state was found for.
+    fn render_latency(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let Some(other) = &self.state.latency else {
+            return latency::render_off(f);
+        };
+        match self.state.vms.latency_totals(other) {
+            Ok(sum) => sum.render(f),
+            Err(_) => writeln!(f, "# no memory to sum the histograms"),
+        }
     }
 
     fn debugfs(&self, root: &Arc<crate::platform::debugfs::Dir>) {

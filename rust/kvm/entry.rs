@@ -83,6 +83,16 @@ extern "C" fn tsg_kvm_tdh_returned(leaf: u64, raw: u64) {
     }
 }
 
+/// A SEAMCALL wrapper of leaf `leaf` (its `TDH_*` number) for the TD `kvm`
+/// took `ns` (`probes.c`: the leaf kretprobes, with latency histograms on).
+/// `kvm` is only a key: the wrapper's TD argument, never dereferenced.
+#[no_mangle]
+extern "C" fn tsg_kvm_leaf_time(kvm: *mut kvm, leaf: u64, ns: u64) {
+    if let (Some(state), Some(leaf)) = (active(), Leaf::from_number(leaf)) {
+        state.seamcall_time(kvm, leaf, ns);
+    }
+}
+
 /// A private EPT violation of a TD vCPU (`kvm_page_fault` tracepoint).
 #[no_mangle]
 extern "C" fn tsg_kvm_zero_step_fault(vcpu: *mut kvm_vcpu, gpa: u64) {

@@ -9,6 +9,7 @@
 #include <linux/ftrace.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
+#include <linux/timekeeping.h>
 #include <linux/vmalloc.h>
 
 #include "kvm_internal.h"
@@ -315,14 +316,16 @@ u64 tsg_fake_seamcall(u64 leaf, u64 gpa, int level);
 
 /*
  * A kretprobe cannot sit on a function ftrace redirects (both want its
- * entry), so in the suite the stand-ins report their status themselves, to
- * the same place the kretprobes report to (helpers.c's leaf numbering).
+ * entry), so in the suite the stand-ins report their status and duration
+ * themselves, timed as the kretprobes time the wrappers, to the same place
+ * the kretprobes report to (probes.c's leaf numbering).
  */
-static u64 fake_seamcall(u64 leaf, u64 gpa, int level)
+static u64 fake_seamcall(struct tdx_td *td, u64 leaf, u64 gpa, int level)
 {
+	u64 start = ktime_get_ns();
 	u64 status = tsg_fake_seamcall(leaf, gpa, level);
 
-	tsg_kvm_leaf_status(leaf, status);
+	tsg_kvm_leaf_status(td, leaf, status, ktime_get_ns() - start);
 	return status;
 }
 
@@ -330,33 +333,33 @@ static u64 fake_tdh_mem_page_aug(struct tdx_td *td, u64 gpa, enum pg_level level
 				 u64 *ext_err1, u64 *ext_err2)
 {
 	*ext_err1 = *ext_err2 = 0;
-	return fake_seamcall(TDH_MEM_PAGE_AUG, gpa, level);
+	return fake_seamcall(td, TDH_MEM_PAGE_AUG, gpa, level);
 }
 
 static u64 fake_tdh_mem_sept_add(struct tdx_td *td, u64 gpa, enum pg_level level, struct page *page,
 				 u64 *ext_err1, u64 *ext_err2)
 {
 	*ext_err1 = *ext_err2 = 0;
-	return fake_seamcall(TDH_MEM_SEPT_ADD, gpa, level);
+	return fake_seamcall(td, TDH_MEM_SEPT_ADD, gpa, level);
 }
 
 static u64 fake_tdh_mem_range_block(struct tdx_td *td, u64 gpa, enum pg_level level,
 				    u64 *ext_err1, u64 *ext_err2)
 {
 	*ext_err1 = *ext_err2 = 0;
-	return fake_seamcall(TDH_MEM_RANGE_BLOCK, gpa, level);
+	return fake_seamcall(td, TDH_MEM_RANGE_BLOCK, gpa, level);
 }
 
 static u64 fake_tdh_mem_track(struct tdx_td *td)
 {
-	return fake_seamcall(TDH_MEM_TRACK, 0, 0);
+	return fake_seamcall(td, TDH_MEM_TRACK, 0, 0);
 }
 
 static u64 fake_tdh_mem_page_remove(struct tdx_td *td, u64 gpa, enum pg_level level,
 				    u64 *ext_err1, u64 *ext_err2)
 {
 	*ext_err1 = *ext_err2 = 0;
-	return fake_seamcall(TDH_MEM_PAGE_REMOVE, gpa, level);
+	return fake_seamcall(td, TDH_MEM_PAGE_REMOVE, gpa, level);
 }
 
 static u64 fake_tdh_phymem_page_wbinvd_hkid(u64 hkid, kvm_pfn_t pfn)

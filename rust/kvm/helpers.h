@@ -37,8 +37,9 @@ void tsg_kvm_vendor_unwatch(void);
 
 int tsg_kvm_call_set_private_spte(unsigned long fn, struct kvm *kvm, u64 gfn, u64 old_spte,
 				  u64 new_spte, int level, u64 *status);
-unsigned int tsg_kvm_leaf_probes_register(void);
-void tsg_kvm_leaf_status(u64 leaf, u64 status);
+unsigned int tsg_kvm_leaf_probes_register(bool timed);
+struct tdx_td;
+void tsg_kvm_leaf_status(struct tdx_td *td, u64 leaf, u64 status, u64 ns);
 bool tsg_kvm_destroy_probe_register(void);
 bool tsg_kvm_tracepoints_register(void);
 void tsg_kvm_tracepoints_unregister(void);

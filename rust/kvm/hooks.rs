@@ -227,23 +227,24 @@ pub(crate) unsafe fn call_set_private_spte(
     (ret, Status::from_raw(raw))
 }
 
-/// Per-leaf outcomes: kretprobes on the S-EPT SEAMCALL wrappers. Removed on
-/// drop (waiting for handlers in progress).
+/// Per-leaf outcomes and durations: kretprobes on the S-EPT SEAMCALL
+/// wrappers. Removed on drop (waiting for handlers in progress).
 pub(crate) struct LeafProbes {
     /// How many of the six wrappers could be probed.
     pub(crate) placed: u32,
 }
 
 impl LeafProbes {
-    /// Places the probes; only one set exists (the backend is attached at
-    /// most once, see `ACTIVE` in `mod.rs`).
-    pub(crate) fn register(place: bool) -> Self {
+    /// Places the probes, which also time the wrappers if `timed`; only
+    /// one set exists (the backend is attached at most once, see `ACTIVE`
+    /// in `attach.rs`).
+    pub(crate) fn register(place: bool, timed: bool) -> Self {
         if !place {
             return Self { placed: 0 };
         }
         // SAFETY: Called once per attach, from process context; the C side
         // keeps the probes in static storage.
-        let placed = unsafe { tsg_kvm_leaf_probes_register() };
+        let placed = unsafe { tsg_kvm_leaf_probes_register(timed) };
         Self { placed }
     }
 }

@@ -540,6 +540,7 @@ pub(super) fn attach_holding(
         without_tdx_platform: true,
         leaf_probes: false,
         watch_owner: false,
+        histograms: true,
         zero_step_hold,
     })
 }
@@ -1607,6 +1608,7 @@ mod tests {
                 without_tdx_platform: true,
                 leaf_probes: false,
                 watch_owner: false,
+                histograms: true,
                 zero_step_hold: false,
             };
             let auto = crate::kvm::auto::AutoKvm::start_with(opts, false)?;
@@ -1646,6 +1648,7 @@ mod tests {
             without_tdx_platform: true,
             leaf_probes: false,
             watch_owner: false,
+            histograms: true,
             zero_step_hold: false,
         });
         let missing = matches!(r, Err(Unavailable::NoKvmTdx));

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The backend's probes on KVM: kretprobes on the S-EPT SEAMCALL wrappers
- * (per-leaf outcomes), a kprobe on kvm_arch_destroy_vm() (per-VM state
+ * (per-leaf outcomes and durations), a kprobe on kvm_arch_destroy_vm() (per-VM state
  * lifetime) and probes on KVM's kvm_page_fault and kvm_exit tracepoints
  * (zero-step). Leaves are numbered as the TDX module numbers them, the
  * kernel's TDH_* (arch/x86/virt/vmx/tdx/tdx.h), as the policy's Leaf is.
@@ -13,6 +13,7 @@
 #include <linux/mutex.h>
 #include <linux/percpu.h>
 #include <linux/string.h>
+#include <linux/timekeeping.h>
 #include <linux/tracepoint.h>
 
 #include "kvm_internal.h"
@@ -31,9 +32,17 @@ static DEFINE_MUTEX(tsg_probe_lock);
  * raw TDX status it returns. Map leaves (AUG, SEPT.ADD, PAGE.ADD) run inside
  * the module's hook, which counts them with the status kept above; unmap
  * leaves (BLOCK, TRACK, REMOVE) run in KVM's tdh_do_no_vcpus() and are
- * counted here, through tsg_kvm_tdh_returned() (rust/kvm/mod.rs).
+ * counted here, through tsg_kvm_tdh_returned() (rust/kvm/entry.rs).
+ *
+ * Per-leaf durations: with latency histograms on, the kretprobe's entry
+ * handler also notes the TD (the wrappers' first argument) and the time,
+ * and the return handler hands the wrapper's duration to
+ * tsg_kvm_leaf_time(). The duration is the wrapper's: the SEAMCALL and the
+ * few instructions around it, plus the return probe's own trampoline (a
+ * few dozen ns natively).
  */
 void tsg_kvm_tdh_returned(u64 leaf, u64 status);
+void tsg_kvm_leaf_time(struct kvm *kvm, u64 leaf, u64 ns);
 
 /* The status of the last map-leaf SEAMCALL wrapper this CPU returned from. */
 DEFINE_PER_CPU(u64, tsg_last_map_status);
@@ -56,11 +65,24 @@ static struct tsg_leaf_probe tsg_leaf_probes[] = {
 #define TSG_NR_LEAF_PROBES ARRAY_SIZE(tsg_leaf_probes)
 
 /*
- * The SEAMCALL wrapper of leaf @leaf (TDH_*) returned @status: keep it (map
+ * The TD whose struct tdx_td is @td: KVM embeds both in its struct kvm_tdx.
+ * Pointer arithmetic only: the result is a key for the per-VM table, never
+ * dereferenced here.
+ */
+static struct kvm *tsg_td_kvm(struct tdx_td *td)
+{
+	return &container_of(td, struct kvm_tdx, td)->kvm;
+}
+
+/*
+ * The SEAMCALL wrapper of leaf @leaf (TDH_*) returned @status for @td after
+ * @ns (U64_MAX: not timed): record the time, and keep the status (map
  * leaves) or count it (unmap leaves).
  */
-void tsg_kvm_leaf_status(u64 leaf, u64 status)
+void tsg_kvm_leaf_status(struct tdx_td *td, u64 leaf, u64 status, u64 ns)
 {
+	if (ns != U64_MAX)
+		tsg_kvm_leaf_time(tsg_td_kvm(td), leaf, ns);
 	switch (leaf) {
 	case TDH_MEM_PAGE_AUG:
 	case TDH_MEM_SEPT_ADD:
@@ -72,16 +94,39 @@ void tsg_kvm_leaf_status(u64 leaf, u64 status)
 	}
 }
 
-static int tsg_leaf_returned(struct kretprobe_instance *ri, struct pt_regs *regs)
-{
-	struct tsg_leaf_probe *p = container_of(get_kretprobe(ri), struct tsg_leaf_probe, rp);
+/* A timed call of a wrapper, in its kretprobe instance's data. */
+struct tsg_leaf_call {
+	struct tdx_td *td;
+	u64 start_ns;
+};
 
-	tsg_kvm_leaf_status(p->leaf, regs_return_value(regs));
+static int tsg_leaf_entered(struct kretprobe_instance *ri, struct pt_regs *regs)
+{
+	struct tsg_leaf_call *c = (struct tsg_leaf_call *)ri->data;
+
+	c->td = (struct tdx_td *)regs_get_kernel_argument(regs, 0);
+	c->start_ns = ktime_get_ns();
 	return 0;
 }
 
-/* Registers the probes; returns how many of them could be placed. */
-unsigned int tsg_kvm_leaf_probes_register(void)
+static int tsg_leaf_returned(struct kretprobe_instance *ri, struct pt_regs *regs)
+{
+	struct tsg_leaf_probe *p = container_of(get_kretprobe(ri), struct tsg_leaf_probe, rp);
+	struct tsg_leaf_call *c = (struct tsg_leaf_call *)ri->data;
+
+	if (p->rp.entry_handler)
+		tsg_kvm_leaf_status(c->td, p->leaf, regs_return_value(regs),
+				    ktime_get_ns() - c->start_ns);
+	else
+		tsg_kvm_leaf_status(NULL, p->leaf, regs_return_value(regs), U64_MAX);
+	return 0;
+}
+
+/*
+ * Registers the probes, timing the wrappers if @timed; returns how many of
+ * them could be placed.
+ */
+unsigned int tsg_kvm_leaf_probes_register(bool timed)
 {
 	unsigned int i, n = 0;
 
@@ -90,6 +135,8 @@ unsigned int tsg_kvm_leaf_probes_register(void)
 		struct tsg_leaf_probe *p = &tsg_leaf_probes[i];
 
 		p->rp.handler = tsg_leaf_returned;
+		p->rp.entry_handler = timed ? tsg_leaf_entered : NULL;
+		p->rp.data_size = timed ? sizeof(struct tsg_leaf_call) : 0;
 		p->rp.kp.addr = NULL;
 		p->rp.kp.flags = 0;
 		p->registered = !register_kretprobe(&p->rp);

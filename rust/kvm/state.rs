@@ -4,6 +4,7 @@
 //! observations, and stopping a VM.
 
 use super::bindings::{
+    kvm,
     kvm_vcpu,
     Td,
     Vcpu,
@@ -19,6 +20,7 @@ use super::hooks;
 use super::vm;
 use super::AttachCounters;
 use crate::platform::{
+    latency::Latencies,
     percpu::PerCpu,
     sync::{
         KClock,
@@ -27,6 +29,7 @@ use crate::platform::{
 };
 use crate::policy::{
     gate::OUTSIDE_GUEST_MODE,
+    Clock,
     CounterCell,
     Counters,
     EntryGate,
@@ -42,6 +45,7 @@ use crate::policy::{
     ZeroStepVerdict, //
 };
 use kernel::{
+    alloc::KVBox,
     prelude::*,
     str::BStr,
     sync::rcu, //
@@ -58,6 +62,9 @@ pub(crate) struct KvmState {
     pub(crate) counters: Counters<KCounter>,
     /// One copy per CPU: every map call adds to one of these.
     pub(crate) attach: PerCpu<AttachCounters<KCounter>>,
+    /// Latency of calls no VM state was found for (`None`: histograms are
+    /// off, for every VM).
+    pub(crate) latency: Option<KVBox<Latencies>>,
     /// The test module's "option A" of the zero-step response
     /// ([`KvmState::zero_step_hold`]).
     #[cfg(tsg_tests)]
@@ -84,7 +91,22 @@ impl KvmState {
         ret
     }
 
+    /// A SEAMCALL wrapper of `leaf` for the VM `kvm` took `ns` (the leaf
+    /// probes): into the VM's histogram, or the unattributed one.
+    pub(super) fn seamcall_time(&self, kvm: *mut kvm, leaf: Leaf, ns: u64) {
+        let rcu = rcu::read_lock();
+        let latency = match self.vms.get_key(kvm, &rcu) {
+            Some(vm) => vm.events.latency(),
+            None => self.latency.as_deref(),
+        };
+        if let Some(l) = latency {
+            l.seamcall(leaf, ns);
+        }
+    }
+
     fn map_under_policy(&self, td: Td<'_>, gfn: u64, old: u64, new: u64, level: i32) -> i32 {
+        // With histograms on, the call is timed from here to its return.
+        let start_ns = self.latency.as_ref().map(|_| self.clock.now_ns());
         let mut call = MapCall::new(self.orig, td, gfn, old, new, level);
         // A VM the module stopped stays stopped: KVM gets an error at once,
         // without another SEAMCALL or kick (each would be a bounded wait
@@ -101,9 +123,33 @@ impl KvmState {
             self.attach.local().kvm_untracked_calls.add(1);
             self.vms.missing(td);
             let _ = call.call_kvm();
+            self.map_time(self.latency.as_deref(), start_ns);
             return call.ret;
         };
         self.attach.local().kvm_map_calls.add(1);
+        let ret = self.map_vm(td, vm, &mut call, gfn, new, level);
+        self.map_time(vm.events.latency(), start_ns);
+        ret
+    }
+
+    /// Records a map call begun at `start_ns` into `latency`, if both are
+    /// kept.
+    fn map_time(&self, latency: Option<&Latencies>, start_ns: Option<u64>) {
+        if let (Some(l), Some(start_ns)) = (latency, start_ns) {
+            l.map(self.clock.now_ns().saturating_sub(start_ns));
+        }
+    }
+
+    /// The map call of a VM with state, under the policy.
+    fn map_vm(
+        &self,
+        td: Td<'_>,
+        vm: &vm::VmState,
+        call: &mut MapCall<'_>,
+        gfn: u64,
+        new: u64,
+        level: i32,
+    ) -> i32 {
         let leaf = if !hooks::is_last_spte(new, level) {
             Leaf::MemSeptAdd
         } else if td.state() == TD_STATE_RUNNABLE {
@@ -116,7 +162,7 @@ impl KvmState {
             gpa: gfn << 12,
             level: level as u8,
         };
-        let outcome = self.with_executor(td, vm, |exec| exec.run(&op, &mut call));
+        let outcome = self.with_executor(td, vm, |exec| exec.run(&op, call));
         match outcome {
             Outcome::Done { .. } => 0,
             Outcome::Error { .. } => call.ret,

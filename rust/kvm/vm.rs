@@ -3,7 +3,8 @@
 //! Per-VM state: found from the `struct kvm *` KVM passes, made in process
 //! context when KVM creates a TD (the redirected `vt_vm_init()`) or when
 //! attaching finds one in KVM's VM list, dropped when KVM destroys the VM,
-//! and shown in a debugfs directory `<pid>-<n>` beside the totals (the pid
+//! and shown in a debugfs directory `<pid>-<n>` (its `stats` and `latency`)
+//! beside the totals (the pid
 //! from KVM's own `stats_id`, `kvm-<pid>`, and `n` counting the VMs the
 //! module has seen).
 //!
@@ -56,6 +57,10 @@ use crate::platform::{
         File, //
     },
     ipi::IpiSet,
+    latency::{
+        self,
+        Latencies, //
+    },
     percpu::PerCpu,
     sync::KCounter,
     trace::VmEvents,
@@ -72,6 +77,7 @@ use crate::policy::{
 use core::ffi::c_void;
 use core::fmt;
 use kernel::{
+    alloc::KVBox,
     cpu::nr_cpu_ids,
     error::to_result,
     fmt::Write,
@@ -101,7 +107,8 @@ pub(super) struct VmState {
     pub(super) kvm: usize,
     /// The debugfs directory's name, `<pid>-<n>`.
     name: [u8; 32],
-    /// Its trace events; they show `n` as the VM's number (`vm=`).
+    /// Its trace events, which show `n` as the VM's number (`vm=`), and its
+    /// latency histograms.
     pub(super) events: VmEvents,
     /// Kickers holding the gate (see `GateCell`).
     #[pin]
@@ -134,14 +141,15 @@ impl_has_work! {
     impl HasWork<Self> for VmState { self.work }
 }
 
-/// A VM's debugfs directory and its `stats` file.
+/// A VM's debugfs directory and its `stats` and `latency` files.
 struct VmFiles {
-    // The file first: it holds the directory.
+    // The files first: they hold the directory.
     _stats: Pin<KBox<File<VmRef>>>,
+    _latency: Pin<KBox<File<VmRef>>>,
     _dir: Arc<Dir>,
 }
 
-/// The VM a `stats` file shows.
+/// The VM a `stats` or `latency` file shows.
 ///
 /// # Invariants
 ///
@@ -161,6 +169,15 @@ fn show_vm_stats(vm: &VmRef, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let sum = Counters::<KCounter>::new();
     vm.counters.sum_into(&sum);
     sum.render(f)
+}
+
+fn show_vm_latency(vm: &VmRef, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    // SAFETY: As in `show_vm_stats`.
+    let vm = unsafe { &*vm.0 };
+    match vm.events.latency() {
+        Some(l) => l.render(f),
+        None => latency::render_off(f),
+    }
 }
 
 impl VmState {
@@ -230,10 +247,14 @@ impl WorkItem for VmState {
         let Ok(dir) = Dir::new(&name, Some(root.clone())) else {
             return;
         };
-        let vm = VmRef(core::ptr::from_ref::<VmState>(&this));
-        if let Ok(stats) = File::new(&dir, c"stats", vm, Some(show_vm_stats), None) {
+        let vm = || VmRef(core::ptr::from_ref::<VmState>(&this));
+        if let (Ok(stats), Ok(latency)) = (
+            File::new(&dir, c"stats", vm(), Some(show_vm_stats), None),
+            File::new(&dir, c"latency", vm(), Some(show_vm_latency), None),
+        ) {
             *files = Some(VmFiles {
                 _stats: stats,
+                _latency: latency,
                 _dir: dir,
             });
         }
@@ -245,6 +266,9 @@ impl WorkItem for VmState {
 pub(super) struct Vms {
     /// Counters of destroyed VMs, kept for the totals.
     retired: Counters<KCounter>,
+    /// Latency histograms of destroyed VMs, kept for the totals (`None`:
+    /// histograms are off, for every VM).
+    retired_latency: Option<KVBox<Latencies>>,
     /// VMs seen so far: the `<n>` of their names.
     seen: Atomic<u64>,
     /// Times a VM's state could not be allocated (it runs without the
@@ -321,9 +345,11 @@ unsafe fn state_ref<'g>(ptr: *const c_void) -> Option<&'g VmState> {
 }
 
 impl Vms {
-    pub(super) fn new() -> impl PinInit<Self, Error> {
+    /// No VM yet; each VM keeps latency histograms if `histograms`.
+    pub(super) fn new(histograms: bool) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             retired: Counters::new(),
+            retired_latency: Latencies::new(histograms)?,
             seen: Atomic::new(0),
             failures: Atomic::new(0),
             root <- new_spinlock!(None, "Vms::root"),
@@ -338,11 +364,18 @@ impl Vms {
     }
 
     /// The state of the TD `td`, if it has some.
-    pub(super) fn get<'g>(&self, td: Td<'_>, _rcu: &'g rcu::Guard) -> Option<&'g VmState> {
+    pub(super) fn get<'g>(&self, td: Td<'_>, rcu: &'g rcu::Guard) -> Option<&'g VmState> {
+        self.get_key(td.kvm(), rcu)
+    }
+
+    /// The state of the VM `kvm`, if it has some; `kvm` is only a key (it
+    /// may be any pointer, never dereferenced).
+    pub(super) fn get_key<'g>(&self, kvm: *mut kvm, _rcu: &'g rcu::Guard) -> Option<&'g VmState> {
         let mut known = false;
         // SAFETY: The table's contract: called under `rcu_read_lock()`,
-        // which `_rcu` holds for `'g`.
-        let ptr = unsafe { tsg_vm_lookup(td.kvm(), &mut known) };
+        // which `_rcu` holds for `'g`; it compares `kvm`, reads nothing
+        // through it.
+        let ptr = unsafe { tsg_vm_lookup(kvm, &mut known) };
         // SAFETY: From the table, under `_rcu`.
         unsafe { state_ref(ptr) }
     }
@@ -371,6 +404,7 @@ impl Vms {
         let mut w = kernel::str::Formatter::new(&mut name[..31]);
         let _ = write!(w, "{}-{}", pid_of(kvm), n);
         let root = self.root.lock().clone();
+        let latency = Latencies::new(self.retired_latency.is_some())?;
         let vcpus = td.max_vcpus() as usize;
         // At most 8 bytes per present CPU (`tdx_vm_init()` caps
         // `max_vcpus` there).
@@ -390,7 +424,7 @@ impl Vms {
             try_pin_init!(VmState {
                 kvm: kvm as usize,
                 name,
-                events: VmEvents::new(n),
+                events: VmEvents::new(n, latency),
                 kickers <- new_spinlock!(0, "VmState::kickers"),
                 ipis: IpiSet::new(nr_cpu_ids())?,
                 counters: PerCpu::new(Counters::new)?,
@@ -494,6 +528,9 @@ impl Vms {
         // `Arc::into_raw`.
         let vm = unsafe { Arc::from_raw(ptr.cast::<VmState>()) };
         vm.counters.sum_into(&self.retired);
+        if let (Some(sum), Some(l)) = (&self.retired_latency, vm.events.latency()) {
+            sum.add_from(l);
+        }
         vm.gone.store(true, Relaxed);
         // If the work is queued already, that run sees `gone`.
         let _ = self.queue.queue().enqueue(vm);
@@ -568,10 +605,35 @@ impl Vms {
         sum
     }
 
-    /// Zeroes every VM's counters and those of gone VMs.
+    /// Every VM's latency histograms, gone ones included, and `extra`,
+    /// summed. Process context: allocates.
+    pub(super) fn latency_totals(&self, extra: &Latencies) -> Result<KVBox<Latencies>> {
+        let sum = Latencies::new(true)?.ok_or(EINVAL)?;
+        sum.add_from(extra);
+        if let Some(l) = &self.retired_latency {
+            sum.add_from(l);
+        }
+        self.for_each(|vm| {
+            if let Some(l) = vm.events.latency() {
+                sum.add_from(l);
+            }
+        });
+        Ok(sum)
+    }
+
+    /// Zeroes every VM's counters and latency histograms, and those of gone
+    /// VMs.
     pub(super) fn reset(&self) {
         self.retired.reset();
-        self.for_each(|vm| vm.counters.reset());
+        if let Some(l) = &self.retired_latency {
+            l.reset();
+        }
+        self.for_each(|vm| {
+            vm.counters.reset();
+            if let Some(l) = vm.events.latency() {
+                l.reset();
+            }
+        });
     }
 }
 

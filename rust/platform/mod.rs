@@ -6,7 +6,8 @@
 //! ([`ipi`]), KVM's kind of `mmu_lock` ([`rwlock`]), debugfs files that pin
 //! the module while open ([`debugfs`]), per-CPU copies of counters
 //! ([`percpu`]), the string module parameters ([`param`]), the trace
-//! events ([`trace`]) and the fault injection points ([`fault`]); where the
+//! events ([`trace`]), latency histograms ([`hist`], [`latency`]) and the
+//! fault injection points ([`fault`]); where the
 //! kernel crate's API differs between the supported kernel series
 //! ([`compat`]).
 //!
@@ -21,10 +22,12 @@ pub(crate) mod compat;
 pub(crate) mod debugfs;
 pub(crate) mod fault;
 mod ffi;
+pub(crate) mod hist;
 pub(crate) mod ipi;
 pub(crate) mod irq;
 #[cfg(tsg_tests)]
 mod kunit;
+pub(crate) mod latency;
 #[cfg(not(tsg_tests))]
 pub(crate) mod param;
 pub(crate) mod percpu;

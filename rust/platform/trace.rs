@@ -14,7 +14,8 @@
 //!
 //! Both backends fire the same events through [`VmEvents`], which also
 //! reports the policy executor's kicks and retries (it implements the policy
-//! crate's [`Events`]). Each backend numbers its VMs (`vm=`).
+//! crate's [`Events`]) and keeps the VM's latency histograms
+//! ([`Latencies`]). Each backend numbers its VMs (`vm=`).
 
 use super::ffi::{
     tsg_trace_kick,
@@ -22,6 +23,7 @@ use super::ffi::{
     tsg_trace_vm_stop,
     tsg_trace_zero_step, //
 };
+use super::latency::Latencies;
 use crate::policy::{
     Events,
     Leaf,
@@ -29,7 +31,10 @@ use crate::policy::{
     Status,
     VmBugReason, //
 };
-use kernel::prelude::*;
+use kernel::{
+    alloc::KVBox,
+    prelude::*, //
+};
 
 /// `tsg_kick`: a kick of VM `vm` ended (see `events.h`); `injected`: it
 /// answers a busy status fault injection made up.
@@ -89,15 +94,22 @@ pub(crate) fn vm_stop(
     }
 }
 
-/// One VM's trace events: its number and the events that carry it.
+/// One VM's trace events, its number and the events that carry it, and its
+/// latency histograms (none with `latency=0`).
 pub(crate) struct VmEvents {
     vm: u64,
+    latency: Option<KVBox<Latencies>>,
 }
 
 impl VmEvents {
-    /// The events of the VM the backend numbers `vm`.
-    pub(crate) fn new(vm: u64) -> Self {
-        Self { vm }
+    /// The events of the VM the backend numbers `vm`, and `latency`.
+    pub(crate) fn new(vm: u64, latency: Option<KVBox<Latencies>>) -> Self {
+        Self { vm, latency }
+    }
+
+    /// The VM's latency histograms, if it keeps them.
+    pub(crate) fn latency(&self) -> Option<&Latencies> {
+        self.latency.as_deref()
     }
 
     /// The VM's number, as the events show it (`vm=`).
@@ -122,14 +134,24 @@ impl VmEvents {
     }
 }
 
-/// The policy executor's kicks and retries, as this VM's events.
+/// The policy executor's kicks and retries, as this VM's events; its kicks'
+/// round trips and gate holds, in its histograms.
 impl Events for VmEvents {
     fn kick(&self, kicked: usize, wait_ns: u64, ok: bool, injected: bool) {
         kick(self.vm, kicked, wait_ns, ok, injected);
+        if let Some(l) = self.latency() {
+            l.kick(wait_ns);
+        }
     }
 
     fn retry(&self, op: &SeptOp, status: Status, tries: u32, injected: bool) {
         retry(self.vm, op, status, tries, injected);
+    }
+
+    fn gate(&self, held_ns: u64) {
+        if let Some(l) = self.latency() {
+            l.gate(held_ns);
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 //! [`tdx_module`] (the TDX module's S-EPT, locks, epochs, zero-step) →
 //! [`vm`] (one TD as KVM holds it) → [`tdp_mmu`] (KVM's fault and zap
 //! paths) → [`vcpu`] (the vCPU run loop) → [`workload`] (the threads), with
-//! [`locks`], [`spin`], [`rng`] and [`hist`] as leaves. Their KUnit suites
+//! [`locks`], [`spin`] and [`rng`] as leaves. Their KUnit suites
 //! are in `kunit/`.
 //!
 //! Outside `sim` the module uses [`SimBackend`] and its configuration
@@ -15,7 +15,6 @@
 //! ([`tdx_module::TdxModule`], [`spin::spin_us`]) and the policy's suites
 //! a small VM (`test_vm()`). Everything else stays inside `sim`.
 
-mod hist;
 #[cfg(tsg_tests)]
 mod kunit;
 mod locks;

@@ -12,8 +12,12 @@ use super::vm::{
     VmExecutor,
     NONPRESENT_SPTE, //
 };
-use crate::platform::sync::{
-    KAtomic64, //
+use crate::platform::{
+    latency::Latencies,
+    sync::{
+        KAtomic64,
+        KClock, //
+    },
 };
 use crate::policy::{
     Atomic64,
@@ -29,9 +33,12 @@ use crate::policy::{
 };
 
 /// Issues the SEAMCALLs of one operation to the simulated TDX module,
-/// which may inject a busy status into a map try ([`TdxModule::seamcall_try`]).
+/// which may inject a busy status into a map try ([`TdxModule::seamcall_try`]),
+/// and times those it issues (`seamcall_<leaf>_ns`).
 struct Issuer<'a> {
     module: &'a TdxModule,
+    clock: &'a KClock,
+    latency: Option<&'a Latencies>,
     /// Tries issued so far.
     tries: u32,
     /// Whether the last status was injected.
@@ -39,9 +46,11 @@ struct Issuer<'a> {
 }
 
 impl<'a> Issuer<'a> {
-    fn new(module: &'a TdxModule) -> Self {
+    fn new(vm: &'a Vm) -> Self {
         Self {
-            module,
+            module: &vm.module,
+            clock: &vm.clock,
+            latency: vm.events.latency(),
             tries: 0,
             injected: false,
         }
@@ -51,7 +60,11 @@ impl<'a> Issuer<'a> {
 impl Seamcall for Issuer<'_> {
     fn seamcall(&mut self, op: &SeptOp) -> Status {
         self.tries += 1;
+        let start_ns = self.latency.map(|_| self.clock.now_ns());
         let issued = self.module.seamcall_try(op, self.tries);
+        if let (Some(l), Some(start_ns), false) = (self.latency, start_ns, issued.injected) {
+            l.seamcall(op.leaf, self.clock.now_ns().saturating_sub(start_ns));
+        }
         self.injected = issued.injected;
         issued.status
     }
@@ -200,8 +213,11 @@ impl Vm {
         tally: &mut OpTally,
     ) -> Fault {
         let start_ns = self.clock.now_ns();
-        let mut issuer = Issuer::new(&self.module);
+        let mut issuer = Issuer::new(self);
         let outcome = exec.run_on_spte(spte, NONPRESENT_SPTE, new, op, &mut issuer);
+        if let Some(l) = self.events.latency() {
+            l.map(self.clock.now_ns().saturating_sub(start_ns));
+        }
         if let Ok(ended) = outcome {
             let earlier = tally.take(self, op);
             let (tries, start_ns) = match earlier {
@@ -267,7 +283,7 @@ impl Vm {
                 return Zap::Stopped;
             }
             let start_ns = self.clock.now_ns();
-            let mut issuer = Issuer::new(&self.module);
+            let mut issuer = Issuer::new(self);
             let outcome = exec.run(&op, &mut issuer);
             self.note_op(
                 outcome.tries(),

@@ -4,7 +4,6 @@
 //! SPTEs, the vCPUs' modes, the entry gate, `mmu_lock`, counters, and the
 //! record of why the VM was stopped.
 
-use super::hist::Histogram;
 use super::rng::Rng;
 use super::tdx_module::{
     Geometry,
@@ -12,7 +11,9 @@ use super::tdx_module::{
     TdxModule, //
 };
 use crate::platform::{
+    hist::Histogram,
     ipi::IpiSet,
+    latency::Latencies,
     online_cpu,
     rwlock::{
         new_rwlock,
@@ -102,9 +103,12 @@ pub(crate) struct SimConfig {
     /// Mixed into every thread's fixed seed: the same seed repeats a run's
     /// sequence of pages.
     pub(crate) seed: u64,
+    /// Keep the latency histograms of [`Latencies`] (`latency=1`).
+    pub(crate) histograms: bool,
 }
 
-/// The policy executor of a simulated VM, reporting to its trace events.
+/// The policy executor of a simulated VM, reporting to its trace events
+/// and latency histograms.
 pub(crate) type VmExecutor<'a> = Executor<'a, KAtomic64, Vm, KCounter, KClock, VmEvents>;
 
 /// Why the VM was stopped (`KVM_BUG_ON` in KVM).
@@ -331,7 +335,10 @@ impl Vm {
             clock: KClock::new(),
             in_guest: Atomic::new(0),
             inject: Injection::new(),
-            events: VmEvents::new(NEXT_VM.fetch_add(1, Relaxed)),
+            events: VmEvents::new(
+                NEXT_VM.fetch_add(1, Relaxed),
+                Latencies::new(cfg.histograms)?
+            ),
             stopped: Atomic::new(false),
             stop_record <- new_spinlock!(None, "Vm::stop_record"),
             threads <- new_spinlock!(VcpuThreads::default(), "Vm::threads"),
@@ -509,10 +516,16 @@ impl Vm {
         writeln!(f, "sim_vcpus_done {}", u8::from(self.vcpus_done()))
     }
 
-    /// The latency histograms (see [`Histogram::render`]).
+    /// The latency histograms (see [`Histogram::render`]): the
+    /// simulation's own (whole operations, faults), then those every
+    /// backend keeps ([`Latencies`]).
     pub(super) fn render_latency(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         self.op_ns.render("op_ns", f)?;
-        self.fault_ns.render("fault_ns", f)
+        self.fault_ns.render("fault_ns", f)?;
+        match self.events.latency() {
+            Some(l) => l.render(f),
+            None => crate::platform::latency::render_off(f),
+        }
     }
 
     /// Zeroes every counter.
@@ -523,6 +536,9 @@ impl Vm {
         self.module.stats.reset();
         self.op_ns.reset();
         self.fault_ns.reset();
+        if let Some(l) = self.events.latency() {
+            l.reset();
+        }
         for v in self.vcpus.iter() {
             v.enters.reset();
         }

@@ -2,8 +2,8 @@
 
 //! What the executor reports as it goes, beside its counters.
 //!
-//! The counters say how often; an [`Events`] observer learns each kick and
-//! each retry as it happens, with its arguments. The kernel module turns
+//! The counters say how often; an [`Events`] observer learns each kick, each
+//! retry and each gate hold as it happens, with its arguments and durations. The kernel module turns
 //! them into trace events (`events/tdx_sept_guard/`); the crate itself
 //! knows nothing of tracing and, by default ([`NoEvents`]), reports nothing.
 
@@ -38,6 +38,16 @@ pub trait Events {
     /// [`Seamcall::injected`]: super::op::Seamcall::injected
     fn retry(&self, op: &SeptOp, status: Status, tries: u32, injected: bool) {
         let _ = (op, status, tries, injected);
+    }
+
+    /// The gate an operation raised for its kick came down after
+    /// `held_ns`: from raising it, through the kick and the retry, to
+    /// lowering it once the operation ended. Every vCPU of the VM was kept
+    /// out of guest mode for that long (a vCPU outside guest mode when the
+    /// gate came up waited at most that long to enter). Reported once per
+    /// operation that raised the gate, after the kick and the retry.
+    fn gate(&self, held_ns: u64) {
+        let _ = held_ns;
     }
 }
 

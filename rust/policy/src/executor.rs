@@ -185,7 +185,8 @@ impl<'a, G: Atomic64, V: VcpuSet, C: CounterCell, K: Clock, E: Events> Executor<
     }
 
     /// Try; on busy raise the gate (once), kick and retry, up to `max_tries`
-    /// SEAMCALLs.
+    /// SEAMCALLs. A gate raised here comes down when the operation ends,
+    /// and how long it was up is reported ([`Events::gate`]).
     fn retry_with_kicks<S: Seamcall>(
         &self,
         op: &SeptOp,
@@ -193,7 +194,26 @@ impl<'a, G: Atomic64, V: VcpuSet, C: CounterCell, K: Clock, E: Events> Executor<
         max_tries: u32,
         is_busy: fn(Status, Leaf) -> bool,
     ) -> Outcome {
-        let mut guard: Option<KickGuard<'a, G>> = None;
+        let mut gate = None;
+        let outcome = self.tries_with_kicks(op, seamcall, max_tries, is_busy, &mut gate);
+        if let Some((guard, raised_ns)) = gate {
+            drop(guard);
+            let held = self.clock.now_ns().saturating_sub(raised_ns);
+            self.events.gate(held);
+        }
+        outcome
+    }
+
+    /// [`Self::retry_with_kicks`]'s tries; `gate` receives the gate it
+    /// raises, with the time it did.
+    fn tries_with_kicks<S: Seamcall>(
+        &self,
+        op: &SeptOp,
+        seamcall: &mut S,
+        max_tries: u32,
+        is_busy: fn(Status, Leaf) -> bool,
+        gate: &mut Option<(KickGuard<'a, G>, u64)>,
+    ) -> Outcome {
         let mut status = Status::SUCCESS;
         for tries in 1..=max_tries {
             status = self.issue(op, seamcall, tries);
@@ -202,7 +222,8 @@ impl<'a, G: Atomic64, V: VcpuSet, C: CounterCell, K: Clock, E: Events> Executor<
             }
             if tries < max_tries {
                 let injected = seamcall.injected();
-                let held = guard.get_or_insert_with(|| KickGuard::raise(self.gate));
+                let (held, _) = gate
+                    .get_or_insert_with(|| (KickGuard::raise(self.gate), self.clock.now_ns()));
                 if self.kick(held, injected).is_err() {
                     return Outcome::VmBug {
                         reason: VmBugReason::KickTimeout,
@@ -214,7 +235,7 @@ impl<'a, G: Atomic64, V: VcpuSet, C: CounterCell, K: Clock, E: Events> Executor<
                 self.events.retry(op, status, tries, injected);
             }
         }
-        let reason = match guard {
+        let reason = match gate {
             Some(_) => VmBugReason::BusyAfterKick,
             None => VmBugReason::RetriesExhausted,
         };

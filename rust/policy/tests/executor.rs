@@ -397,6 +397,9 @@ enum Event {
         tries: u32,
         injected: bool,
     },
+    Gate {
+        held_ns: u64,
+    },
 }
 
 /// Records what the executor reports.
@@ -419,6 +422,9 @@ impl Events for Recorder {
             tries,
             injected,
         });
+    }
+    fn gate(&self, held_ns: u64) {
+        self.0.borrow_mut().push(Event::Gate { held_ns });
     }
 }
 
@@ -449,6 +455,9 @@ fn events_report_the_kick_then_the_retry() {
                 tries: 1,
                 injected: false
             },
+            // Raised (clock read), kick (two reads), lowered after the
+            // retry: three steps of the test clock.
+            Event::Gate { held_ns: 300 },
         ]
     );
 }
@@ -472,12 +481,16 @@ fn events_report_a_timed_out_kick_with_its_vcpus_and_no_retry() {
     ));
     assert_eq!(
         *rec.0.borrow(),
-        vec![Event::Kick {
-            kicked: 2,
-            wait_ns: 100,
-            ok: false,
-            injected: false
-        }]
+        vec![
+            Event::Kick {
+                kicked: 2,
+                wait_ns: 100,
+                ok: false,
+                injected: false
+            },
+            // The gate comes down as the VM is handed back to be stopped.
+            Event::Gate { held_ns: 300 },
+        ]
     );
 }
 
@@ -497,6 +510,7 @@ fn events_report_each_blind_retry_and_no_kick() {
         tries,
         injected: false,
     };
+    // No gate either.
     assert_eq!(*rec.0.borrow(), vec![retry(1), retry(2), retry(3)]);
 }
 
@@ -583,6 +597,7 @@ fn an_injected_busy_is_counted_apart_and_answered_with_one_kick_and_one_retry() 
                 tries: 1,
                 injected: true
             },
+            Event::Gate { held_ns: 300 },
         ]
     );
 }
@@ -639,7 +654,8 @@ fn a_real_busy_then_an_injected_retry_busy_marks_only_the_retry() {
             Event::Retry {
                 injected: false,
                 ..
-            }
+            },
+            Event::Gate { .. }
         ]
     ));
 }

@@ -56,6 +56,7 @@ mod tests {
             hot_pages: 4,
             guest_run: 1,
             seed: 0,
+            histograms: true,
         })?;
         let work = Workload::start(vm.clone(), OPS_PER_VCPU)?;
         let finished = work.wait(300_000);

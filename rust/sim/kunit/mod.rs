@@ -50,5 +50,6 @@ pub(crate) fn test_vm(nr_vcpus: u32, policy: Policy) -> Result<Arc<Vm>> {
         hot_pages: 8,
         guest_run: 1,
         seed: 0,
+        histograms: true,
     })
 }

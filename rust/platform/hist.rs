@@ -1,14 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Latency histograms for the benchmark: fixed log-linear buckets of
-//! nanoseconds, four per power of two (each bucket at most 25% wide), up to
-//! 2^40 ns (about 18 minutes). Recording is one relaxed atomic add; no
-//! allocation, no lock, usable with interrupts off.
+//! Latency histograms: fixed log-linear buckets of nanoseconds, four per
+//! power of two (each bucket at most 25% wide), up to 2^40 ns (about 18
+//! minutes), and the exact maximum. Recording is one relaxed atomic add
+//! (and a compare-and-swap while the maximum grows); no allocation, no
+//! lock, usable with interrupts off and in probe handlers.
 
 use core::fmt;
-use kernel::sync::atomic::{
-    Atomic,
-    Relaxed, //
+use kernel::{
+    prelude::*,
+    sync::atomic::{
+        Atomic,
+        Relaxed, //
+    },
 };
 
 /// Sub-buckets per power of two: 2^SUB_BITS.
@@ -44,10 +48,17 @@ pub(crate) const fn bucket_low(i: usize) -> u64 {
 }
 
 /// A histogram of durations in nanoseconds, and their maximum.
+///
+/// All zeroes is an empty histogram ([`Zeroable`]): a table of them is
+/// allocated zeroed in place, never built on the stack.
+#[repr(C)]
 pub(crate) struct Histogram {
     buckets: [Atomic<u64>; BUCKETS],
     max: Atomic<u64>,
 }
+
+// SAFETY: Only `Atomic<u64>`s, for which all zeroes is the value 0.
+unsafe impl Zeroable for Histogram {}
 
 impl Histogram {
     pub(crate) const fn new() -> Self {
@@ -60,6 +71,23 @@ impl Histogram {
     /// Counts one duration of `ns`.
     pub(crate) fn record(&self, ns: u64) {
         self.buckets[bucket(ns)].add(1, Relaxed);
+        self.record_max(ns);
+    }
+
+    /// Adds every duration `other` holds (bucket by bucket) and its
+    /// maximum. Not atomic as a whole: durations recorded meanwhile may or
+    /// may not be added.
+    pub(crate) fn add_from(&self, other: &Histogram) {
+        for (b, o) in self.buckets.iter().zip(other.buckets.iter()) {
+            let n = o.load(Relaxed);
+            if n != 0 {
+                b.add(n, Relaxed);
+            }
+        }
+        self.record_max(other.max.load(Relaxed));
+    }
+
+    fn record_max(&self, ns: u64) {
         let mut seen = self.max.load(Relaxed);
         while ns > seen {
             match self.max.cmpxchg(seen, ns, Relaxed) {
