@@ -30,7 +30,7 @@ rm -rf "$root"
 mkdir -p "$root/bin" "$root/proc" "$root/sys" "$root/dev" "$root/tmp"
 cp "$busybox" "$root/bin/busybox"
 for applet in sh mount cat echo ls insmod rmmod modinfo sleep usleep reboot grep sed seq \
-	dmesg stat cut rm; do
+	dmesg stat cut rm awk; do
 	ln -s busybox "$root/bin/$applet"
 done
 cp "$ko" "$root/tdx_sept_guard.ko"

@@ -1212,6 +1212,64 @@ mod tests {
         Ok(())
     }
 
+    /// The latency histograms on the fake TD, per VM and in total: three
+    /// maps with `fail_map_busy` for two of them, then an unmap. KVM's
+    /// SEAMCALL wrappers are timed for the TD they are called for (three
+    /// AUGs: the injected tries call nothing; the unmap's BLOCK, TRACK and
+    /// REMOVE), two kicks and two gate holds (each at least as long as its
+    /// kick), three map calls (an unmap passes straight through, untimed).
+    /// The totals keep them when KVM destroys the VM, and `reset` empties
+    /// them.
+    #[test]
+    fn latency_histograms_time_each_call_per_vm_and_in_total() -> Result {
+        use crate::backend::Backend;
+        let (rets, unmapped, vm, total, retired, after_reset, max) = {
+            let backend = attach(100_000).map_err(Unavailable::errno)?;
+            let td = FakeTd::new()?;
+            let orig = hooks::lookup(TARGET).ok_or(ENOENT)?;
+            let kvm = td.kvm as usize;
+            fault::testing::set(Fault::MapBusy, 100, 2)?;
+            let rets = run_on_cpu(0, move || {
+                // SAFETY: As in `FakeTd::map_x`, on three pages of the
+                // fake TD's first S-EPT page.
+                [X, X + 0x1000, X + 0x2000]
+                    .map(|gpa| unsafe { kvm_map_gpa(orig, kvm as *mut kvm, gpa) })
+            });
+            fault::testing::clear();
+            let unmapped = td.unmap_x()?;
+            let state = &backend.state;
+            let (vm, max) = {
+                let rcu = kernel::sync::rcu::read_lock();
+                let l = state.vms.get(td.td(), &rcu).and_then(|v| v.events.latency());
+                (l.map(|l| l.counts()), l.map(|l| l.kick_gate_max()))
+            };
+            let other = state.latency.as_deref().ok_or(EINVAL)?;
+            let total = state.vms.latency_totals(other)?.counts();
+            crate::kvm::entry::tsg_kvm_vm_destroyed(td.kvm);
+            let retired = state.vms.latency_totals(other)?.counts();
+            backend.reset_stats()?;
+            let after_reset = state.vms.latency_totals(other)?.counts();
+            drop(td);
+            (rets?, unmapped, vm, total, retired, after_reset, max)
+        };
+        pr_info!(
+            "histograms: the VM's {:?}, total {:?}, (longest kick, gate hold) {:?} ns\n",
+            vm,
+            total,
+            max
+        );
+        assert_eq!(rets, [0, 0, 0]);
+        assert_eq!(unmapped, 0);
+        // AUG, SEPT.ADD, PAGE.ADD, BLOCK, TRACK, REMOVE; kick, gate, map.
+        let want = [3, 0, 0, 1, 1, 1, 2, 2, 3];
+        assert_eq!(vm, Some(want));
+        assert_eq!(total, want);
+        assert_eq!(retired, want);
+        assert_eq!(after_reset, [0; 9]);
+        assert!(max.is_some_and(|(kick, gate)| gate >= kick && kick > 0));
+        Ok(())
+    }
+
     /// A VM gets state and a debugfs directory on its first map; when KVM
     /// destroys it (the destroy kprobe's handler, called here as the probe
     /// would), the state goes and its counters stay in the totals.

@@ -104,6 +104,12 @@ impl Histogram {
         self.max.store(0, Relaxed);
     }
 
+    /// The longest duration recorded.
+    #[cfg(tsg_tests)]
+    pub(crate) fn max(&self) -> u64 {
+        self.max.load(Relaxed)
+    }
+
     #[cfg(tsg_tests)]
     /// Durations recorded.
     pub(crate) fn count(&self) -> u64 {

@@ -117,6 +117,20 @@ impl Latencies {
             .try_for_each(|(name, h)| h.render(name, f))
     }
 
+    /// For the suites: how many durations each histogram holds, in the
+    /// order they are shown (six leaves: AUG, SEPT.ADD, PAGE.ADD, BLOCK,
+    /// TRACK, REMOVE; then kick, gate, map).
+    #[cfg(tsg_tests)]
+    pub(crate) fn counts(&self) -> [u64; SEAMCALL_LEAVES.len() + 3] {
+        self.all().map(|(_, h)| h.count())
+    }
+
+    /// For the suites: the longest kick and the longest gate hold.
+    #[cfg(tsg_tests)]
+    pub(crate) fn kick_gate_max(&self) -> (u64, u64) {
+        (self.kick.max(), self.gate.max())
+    }
+
     /// Empties every histogram.
     pub(crate) fn reset(&self) {
         self.all().into_iter().for_each(|(_, h)| h.reset());

@@ -101,6 +101,47 @@ mod tests {
         Ok(())
     }
 
+    /// The latency histograms time what the counters count: the three
+    /// faults with three injected busies, then a zap of X. Only issued
+    /// SEAMCALLs are timed (one SEPT.ADD and three AUGs: the injected tries
+    /// call nothing), then the zap's BLOCK, TRACK and REMOVE; each kick
+    /// (three for the injected busies, one after the zap's TRACK), each
+    /// gate hold of a busy operation (three, each at least as long as its
+    /// kick) and each map of an S-EPT entry (four). `reset` empties them.
+    #[test]
+    fn the_histograms_time_each_seamcall_kick_gate_hold_and_map() -> Result {
+        let vm = test_vm(2, Policy::DEFAULT)?;
+        testing::set(Fault::MapBusy, 100, 3)?;
+        let faults = [
+            vm.handle_fault(X, false),
+            vm.handle_fault(X + 0x1000, false),
+            vm.handle_fault(X + 0x2000, false),
+        ];
+        testing::clear();
+        let zapped = vm.zap(X);
+        let latency = vm.events.latency().ok_or(EINVAL)?;
+        let counts = latency.counts();
+        let (kick_max, gate_max) = latency.kick_gate_max();
+        let kicks = read(&vm.counters, ["kicks", "seamcalls"]);
+        vm.reset_stats();
+        let after_reset = latency.counts();
+        pr_info!(
+            "histograms: counts {:?}, longest kick {} ns, longest gate hold {} ns\n",
+            counts,
+            kick_max,
+            gate_max
+        );
+        assert_eq!(faults, [Handled::Mapped; 3]);
+        assert_eq!(zapped, crate::sim::tdp_mmu::Zap::Zapped);
+        // AUG, SEPT.ADD, PAGE.ADD, BLOCK, TRACK, REMOVE; kick, gate, map.
+        assert_eq!(counts, [3, 1, 0, 1, 1, 1, 4, 3, 4]);
+        // As many kicks and SEAMCALLs as the counters say.
+        assert_eq!(kicks, [4, 7]);
+        assert!(gate_max >= kick_max);
+        assert_eq!(after_reset, [0; 9]);
+        Ok(())
+    }
+
     /// `fail_retry_busy` answers the retry busy too: the VM stops after one
     /// kick, with no SEAMCALL issued, and the stop is traced as injected.
     #[test]
