@@ -1240,7 +1240,10 @@ mod tests {
             let state = &backend.state;
             let (vm, max) = {
                 let rcu = kernel::sync::rcu::read_lock();
-                let l = state.vms.get(td.td(), &rcu).and_then(|v| v.events.latency());
+                let l = state
+                    .vms
+                    .get(td.td(), &rcu)
+                    .and_then(|v| v.events.latency());
                 (l.map(|l| l.counts()), l.map(|l| l.kick_gate_max()))
             };
             let other = state.latency.as_deref().ok_or(EINVAL)?;

@@ -139,5 +139,8 @@ impl Latencies {
 
 /// The line a `latency` file shows when histograms are off.
 pub(crate) fn render_off(f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    writeln!(f, "# no latency histograms: the module was loaded with latency=0")
+    writeln!(
+        f,
+        "# no latency histograms: the module was loaded with latency=0"
+    )
 }

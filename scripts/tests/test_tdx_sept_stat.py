@@ -41,6 +41,17 @@ gate_wait_ns 12345
 sim_guest_ops 55
 """
 VM_A = "ops 100\nseamcalls 101\nretries 0\n"
+# The totals' latency file: 1000 AUGs of 2-2.5 us but 10 of 40.96-49.15 us
+# (max 45 us), 2 kicks, the other histograms empty.
+LATENCY = """\
+seamcall_aug_ns_max 45000
+seamcall_aug_ns 2048 2560 1000
+seamcall_aug_ns 40960 49152 10
+seamcall_remove_ns_max 0
+kick_ns_max 90500
+kick_ns 81920 98304 2
+gate_ns_max 0
+"""
 VM_B = "ops 23\nseamcalls 29\nretries 2\n"
 
 
@@ -62,13 +73,14 @@ def write(path, text):
 
 
 def sections(text):
-    """The text view as {section title: {counter: (value, rate or None)}}."""
+    """The text view's counter sections as {section title: {counter: (value,
+    rate or None)}} (the latency sections are left out)."""
     out, cur = {}, None
     for line in text.splitlines():
         if line and not line.startswith(" "):
             if line.startswith("tdx_sept_guard "):
                 continue
-            cur = out.setdefault(line, {})
+            cur = None if line.startswith("latency ") else out.setdefault(line, {})
         elif cur is not None and line.startswith("  ") and not line.startswith("  #"):
             parts = line.split()
             if parts[0] in ("counter", "(") or parts[0].startswith("("):
@@ -181,7 +193,7 @@ class Once(Tree):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(len(p.stdout.splitlines()), 1)
         snap = json.loads(p.stdout)
-        self.assertEqual(set(snap), {"time", "version", "interval_s", "total", "vms"})
+        self.assertEqual(set(snap), {"time", "version", "interval_s", "total", "vms", "latency"})
         self.assertEqual(snap["version"], "0.1.0")
         self.assertIsNone(snap["interval_s"])
         self.assertAlmostEqual(snap["time"], time.time(), delta=60)
@@ -235,6 +247,75 @@ class Once(Tree):
         p = self.run_tool("--root", self.root, "--once", "--delay", "0")
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("# no simulation running (mode=idle)", p.stdout)
+
+
+class Latency(Tree):
+    def setUp(self):
+        super().setUp()
+        write(self.path("latency"), LATENCY)
+        write(self.path("99-1", "latency"), "kick_ns_max 700\nkick_ns 640 768 1\n")
+        write(self.path("1234-7", "latency"), "# no latency histograms: the module was loaded with latency=0\n")
+
+    def latency_rows(self, text, title):
+        """{histogram: [count, p50, p99, max]} of section `title`."""
+        rows, inside = {}, False
+        for line in text.splitlines():
+            if line and not line.startswith(" "):
+                inside = line == title
+            elif inside and line.startswith("  ") and not line.startswith(("  #", "  (", "  histogram")):
+                parts = line.split()
+                rows[parts[0]] = parts[1:5]
+        return rows
+
+    def test_text(self):
+        p = self.run_tool("--root", self.root, "--once", "--delay", "0")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        # p50 in the 2-2.5 us bucket; p99 too (1000 of 1010); max exact.
+        self.assertEqual(self.latency_rows(p.stdout, "latency total"), {
+            "seamcall_aug_ns": ["1010", "2.6us", "2.6us", "45.0us"],
+            "kick_ns": ["2", "90.5us", "90.5us", "90.5us"],
+        })
+        self.assertIn("2 empty histograms hidden", p.stdout)
+        self.assertEqual(self.latency_rows(p.stdout, "latency vm 99-1"), {"kick_ns": ["1", "700ns", "700ns", "700ns"]})
+        self.assertIn("latency vm 1234-7\n  # no latency histograms: the module was loaded with latency=0", p.stdout)
+        # The counters' sections are as before.
+        self.assertEqual(sections(p.stdout)["total"]["ops"], (123, None))
+
+    def test_text_all_and_fields(self):
+        p = self.run_tool("--root", self.root, "--once", "--delay", "0", "-a", "-f", "^(gate|kick)_ns$")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.latency_rows(p.stdout, "latency total"), {
+            "kick_ns": ["2", "90.5us", "90.5us", "90.5us"], "gate_ns": ["0", "-", "-", "-"],
+        })
+
+    def test_p99_in_the_tail(self):
+        write(self.path("latency"), "seamcall_aug_ns_max 45000\nseamcall_aug_ns 2048 2560 90\n"
+                                    "seamcall_aug_ns 40960 49152 10\n")
+        p = self.run_tool("--root", self.root, "--once", "--delay", "0")
+        # The bucket's upper bound (49152) is above the max: the max caps it.
+        self.assertEqual(self.latency_rows(p.stdout, "latency total")["seamcall_aug_ns"],
+                         ["100", "2.6us", "45.0us", "45.0us"])
+
+    def test_json(self):
+        p = self.run_tool("--root", self.root, "--once", "--json", "--delay", "0.2")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        lat = json.loads(p.stdout)["latency"]
+        self.assertEqual(lat["total"]["seamcall_aug_ns"], {
+            "count": 1010, "p50_ns": 2560, "p99_ns": 2560, "max_ns": 45000, "delta_per_s": 0.0,
+        })
+        # JSON keeps empty histograms.
+        self.assertEqual(lat["total"]["gate_ns"], {
+            "count": 0, "p50_ns": None, "p99_ns": None, "max_ns": None, "delta_per_s": 0.0,
+        })
+        self.assertEqual(lat["vms"]["99-1"]["kick_ns"]["max_ns"], 700)
+        self.assertEqual(lat["vms"]["1234-7"], {})
+
+    def test_without_latency_files(self):
+        os.remove(self.path("latency"))
+        p = self.run_tool("--root", self.root, "--once", "--json", "--delay", "0")
+        self.assertIsNone(json.loads(p.stdout)["latency"]["total"])
+        p = self.run_tool("--root", self.root, "--once", "--delay", "0")
+        self.assertNotIn("latency total", p.stdout)
 
 
 class Errors(Tree):
@@ -425,6 +506,16 @@ class Functions(unittest.TestCase):
         }
         self.assertEqual([r[0] for r in self.mod.sort_rows(section)],
                          ["high_rate", "low_rate_high_value", "no_rate", "a_tie", "b_tie"])
+
+    def test_summarize(self):
+        hists, notes = self.mod.parse_latency("# n\nx_ns_max 300\nx_ns 256 320 3\nbad line\ny_ns_max 0\n")
+        self.assertEqual(notes, ["# n"])
+        self.assertEqual(hists, {"x_ns": {"max": 300, "buckets": [(256, 320, 3)]}, "y_ns": {"max": 0, "buckets": []}})
+        before = {"x_ns": {"max": 280, "buckets": [(256, 320, 1)]}}
+        got = self.mod.summarize(hists, before, 2.0)
+        self.assertEqual(got["x_ns"], {"count": 3, "p50_ns": 300, "p99_ns": 300, "max_ns": 300, "delta_per_s": 1.0})
+        self.assertEqual(got["y_ns"], {"count": 0, "p50_ns": None, "p99_ns": None, "max_ns": None,
+                                       "delta_per_s": None})
 
     def test_parse_stats(self):
         self.assertEqual(self.mod.parse_stats("a 1\n# c\nb x\n  c 2  \n"), ({"a": 1, "c": 2}, ["# c"]))

@@ -222,8 +222,8 @@ impl<'a, G: Atomic64, V: VcpuSet, C: CounterCell, K: Clock, E: Events> Executor<
             }
             if tries < max_tries {
                 let injected = seamcall.injected();
-                let (held, _) = gate
-                    .get_or_insert_with(|| (KickGuard::raise(self.gate), self.clock.now_ns()));
+                let (held, _) =
+                    gate.get_or_insert_with(|| (KickGuard::raise(self.gate), self.clock.now_ns()));
                 if self.kick(held, injected).is_err() {
                     return Outcome::VmBug {
                         reason: VmBugReason::KickTimeout,
