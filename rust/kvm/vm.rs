@@ -4,9 +4,8 @@
 //! context when KVM creates a TD (the redirected `vt_vm_init()`) or when
 //! attaching finds one in KVM's VM list, dropped when KVM destroys the VM,
 //! and shown in a debugfs directory `<pid>-<n>` (its `stats` and `latency`)
-//! beside the totals (the pid
-//! from KVM's own `stats_id`, `kvm-<pid>`, and `n` counting the VMs the
-//! module has seen).
+//! beside the totals (the pid from KVM's own `stats_id`, `kvm-<pid>`, and
+//! `n` counting the VMs the module has seen).
 //!
 //! # Locking
 //!
