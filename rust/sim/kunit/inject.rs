@@ -107,7 +107,8 @@ mod tests {
     /// call nothing), then the zap's BLOCK, TRACK and REMOVE; each kick
     /// (three for the injected busies, one after the zap's TRACK), each
     /// gate hold of a busy operation (three, each at least as long as its
-    /// kick) and each map of an S-EPT entry (four). `reset` empties them.
+    /// kick: the longest before the zap's kick) and each map of an S-EPT
+    /// entry (four). `reset` empties them.
     #[test]
     fn the_histograms_time_each_seamcall_kick_gate_hold_and_map() -> Result {
         let vm = test_vm(2, Policy::DEFAULT)?;
@@ -118,10 +119,10 @@ mod tests {
             vm.handle_fault(X + 0x2000, false),
         ];
         testing::clear();
-        let zapped = vm.zap(X);
         let latency = vm.events.latency().ok_or(EINVAL)?;
-        let counts = latency.counts();
         let (kick_max, gate_max) = latency.kick_gate_max();
+        let zapped = vm.zap(X);
+        let counts = latency.counts();
         let kicks = read(&vm.counters, ["kicks", "seamcalls"]);
         vm.reset_stats();
         let after_reset = latency.counts();
