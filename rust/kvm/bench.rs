@@ -37,7 +37,11 @@
 //!   `upstream72`, the shipped response (option B: the tracepoints only
 //!   observe, the map path kicks and retries on busy) and option A (the
 //!   gate raised at `kvm_page_fault` and held until that vCPU's fault is
-//!   mapped), in rotating order in one boot ([`zero_step_row`]).
+//!   mapped), in rotating order in one boot ([`zero_step_row`]);
+//! - the emulation slowdown's guest side ([`calibrate`]): a fixed loop of C
+//!   (`kunit/c/calibrate.c`) timed in this kernel under TCG; `make bench`
+//!   times the same loop natively on the host, and divides the hot path's
+//!   added time per map by the ratio for an estimate of the native one.
 //!
 //! Fixed sizes, no module parameters; only sanity assertions (every map
 //! done, no VM stop), never timing ones.
@@ -85,6 +89,10 @@ use super::{
     state::hold,
     Unavailable,
     TARGET, //
+};
+use crate::kunit::ffi::{
+    tsg_calibrate_loop,
+    TSG_CALIBRATE_ITERATIONS, //
 };
 use crate::platform::{
     irq::IrqsOff,
@@ -173,6 +181,9 @@ const HOT_MAX_MAPS: usize = 16384;
 /// the trimmed mean: under TCG that is an emulated CPU the host did not run
 /// for a while (an uncontended map takes 5 to 30 µs there).
 const HOT_SLOW_NS: u64 = 1_000_000;
+/// Timed runs of the emulation-slowdown loop ([`calibrate`]).
+const CALIBRATE_REPS: usize = 5;
+
 /// A mapper waiting this long for the others to finish a round gives up,
 /// and the batch with it (a failed map on another mapper, or a hang).
 const HOT_BARRIER_TIMEOUT_NS: u64 = 2_000_000_000;
@@ -761,6 +772,29 @@ fn hot_lines(mappers: usize, out: &BatchOut) {
     );
 }
 
+/// The emulation slowdown's guest side: [`CALIBRATE_REPS`] runs of the fixed
+/// loop of `kunit/c/calibrate.c` on CPU `cpu`, each timed on the monotonic
+/// clock (never a delay loop: under TCG `udelay()` runs about three times
+/// too fast). `make bench` times the same loop natively on the host and
+/// divides. Returns the times, sorted, and the loop's checksum.
+fn calibrate(cpu: u32) -> Result<(KVec<u64>, u64)> {
+    run_on_cpu(cpu, || -> Result<(KVec<u64>, u64)> {
+        let mut ns = KVec::with_capacity(CALIBRATE_REPS, GFP_KERNEL)?;
+        let mut sum = 0;
+        for _ in 0..CALIBRATE_REPS {
+            let start = Instant::<Monotonic>::now();
+            // SAFETY: the loop takes and returns plain integers and touches
+            // only its own table; this thread is its only caller.
+            sum = unsafe { tsg_calibrate_loop(u64::from(TSG_CALIBRATE_ITERATIONS)) };
+            ns.push(start.elapsed().as_nanos().unsigned_abs(), GFP_KERNEL)?;
+            // Lets anything else waiting for this CPU run between the runs.
+            sleep_ms(1);
+        }
+        ns.sort_unstable();
+        Ok((ns, sum))
+    })?
+}
+
 /// The zero-step scenario's fake vCPUs, by CPU (CPU 0 is left to KUnit and
 /// the driver, which sleeps).
 const ZS_CPUS: [u32; 3] = [1, 2, 3];
@@ -1301,6 +1335,26 @@ mod tests {
                 assert_eq!(t.holds, 0);
             }
         }
+        Ok(())
+    }
+
+    /// The emulation slowdown's guest side, next to the hot path it is
+    /// meant for: the fixed loop of `kunit/c/calibrate.c` timed on CPU 0,
+    /// where the hot path's first mapper runs. No timing assertion.
+    #[test]
+    fn emulation_calibrate() -> Result {
+        let (ns, sum) = calibrate(HOT_CPUS[0])?;
+        pr_info!(
+            "tsg-bench-kvm: calibrate where=guest cpu={} iterations={} reps={} min_ns={} median_ns={} max_ns={} checksum={}\n",
+            HOT_CPUS[0],
+            TSG_CALIBRATE_ITERATIONS,
+            ns.len(),
+            ns.first().copied().unwrap_or(0),
+            quantile(&ns, 500),
+            ns.last().copied().unwrap_or(0),
+            sum,
+        );
+        assert_eq!(ns.len(), CALIBRATE_REPS);
         Ok(())
     }
 
