@@ -246,11 +246,12 @@ class Cells(unittest.TestCase):
         self.assertIn("cannot be judged: no operation of kick_and_retry", busy)
 
     def test_storm_first_retry(self):
-        # blind_retry: 10 contended operations, 25 SEAMCALLs: 2.5 on average.
-        rows = self.rows(storm(ours={}, upstream={}, blind={"seamcalls": 1000 + 15}))
+        # blind_retry: 10 contended operations, 23 SEAMCALLs: 2.3 on average,
+        # so at most 3 took more than 2.
+        rows = self.rows(storm(ours={}, upstream={}, blind={"seamcalls": 1000 + 13}))
         _, _, (busy_ok, busy), _ = bench.targets(rows)
         self.assertFalse(busy_ok)
-        self.assertIn("at least 50% of them succeeded on their first retry", busy)
+        self.assertIn("at least 70% of them succeeded on their first retry", busy)
 
     def test_sweep(self):
         lines = (storm(ours={}, upstream={}, blind={"retried": 5, "seamcalls": 1000 + 5 * 19})
