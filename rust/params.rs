@@ -12,7 +12,8 @@ use crate::platform::{
 use crate::policy::Policy;
 use crate::sim::tdx_module::{
     Geometry,
-    Latency, //
+    Latency,
+    DEFAULT_COST_PCT, //
 };
 use crate::sim::vm::{
     SimConfig,
@@ -107,6 +108,7 @@ pub(crate) fn check_all() -> Result {
     contention()?;
     guest_run()?;
     latency()?;
+    seamcall_cost_pct()?;
     in_range(
         "vcpus",
         param_value(&module_parameters::vcpus),
@@ -137,6 +139,39 @@ fn guest_run() -> Result<u32> {
     )
 }
 
+/// The simulated TDX module's assumed latencies at `seamcall_cost_pct=100`
+/// (the cost anchors of `Documentation/performance.rst`).
+const SIM_LATENCY: Latency = Latency {
+    seamcall_us: 2,
+    accept_us: 2,
+    round_trip_us: 1,
+};
+
+/// The bounds of `seamcall_cost_pct`: x0.1 to x10 of the assumed cost.
+const SEAMCALL_COST_PCT_MIN: u32 = 10;
+const SEAMCALL_COST_PCT_MAX: u32 = 1000;
+
+/// The simulated TDX module's assumed SEAMCALL cost, in percent of the
+/// default (`seamcall_cost_pct`; `mode=sim` only, where
+/// [`crate::sim::tdx_module::TdxModule::with_cost_pct`] says what it
+/// scales).
+fn seamcall_cost_pct() -> Result<u32> {
+    let pct = param_value(&module_parameters::seamcall_cost_pct);
+    if !(SEAMCALL_COST_PCT_MIN..=SEAMCALL_COST_PCT_MAX).contains(&pct) {
+        pr_err!(
+            "seamcall_cost_pct={} is out of range {}..={}: the simulated SEAMCALL cost in percent of the default ({}: a {} us round trip and {} us inside with the locks held; 50 halves it, 200 doubles it)\n",
+            pct,
+            SEAMCALL_COST_PCT_MIN,
+            SEAMCALL_COST_PCT_MAX,
+            DEFAULT_COST_PCT,
+            SIM_LATENCY.round_trip_us,
+            SIM_LATENCY.seamcall_us,
+        );
+        return Err(EINVAL);
+    }
+    Ok(pct)
+}
+
 /// The simulated VM's shape when the module runs in `mode=sim`.
 pub(crate) fn sim_config() -> Result<SimConfig> {
     let online = num_online_cpus();
@@ -157,11 +192,8 @@ pub(crate) fn sim_config() -> Result<SimConfig> {
             pages: SIM_PAGES,
             pages_per_table: 16,
         },
-        latency: Latency {
-            seamcall_us: 2,
-            accept_us: 2,
-            round_trip_us: 1,
-        },
+        latency: SIM_LATENCY,
+        seamcall_cost_pct: seamcall_cost_pct()?,
         policy: policy()?,
         kick_timeout_us: kick_timeout_us()?,
         contention_pct: contention()?,

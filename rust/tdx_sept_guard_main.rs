@@ -55,6 +55,10 @@ module! {
             default: 0,
             description: "mode=sim: mixed into the fixed seeds of the simulated guests and zap thread; the same seed repeats the same sequence of pages",
         },
+        seamcall_cost_pct: u32 {
+            default: 100,
+            description: "mode=sim: the simulated TDX module's SEAMCALL cost in percent of the default (1 us round trip, 2 us inside with the locks held), 10-1000: 50 halves it, 200 doubles it",
+        },
         latency: u32 {
             default: 1,
             description: "1: keep latency histograms per VM and in total (debugfs latency: SEAMCALL leaves, kicks, gate holds, map calls; a clock read or two and an atomic add per map and SEAMCALL); 0: keep none",

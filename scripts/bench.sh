@@ -13,6 +13,17 @@
 # prints a table with ratios against kick_and_retry and the targets, and
 # draws PNG plots there.
 #
+# The SEAMCALL-cost sweep: the zerostep cells of BENCH_SWEEP_VCPUS vCPUs
+# (default 2), every policy, again with the simulated SEAMCALL cost at
+# BENCH_SWEEP_COSTS percent (default 50 and 200; 100 is the main table's
+# cell, run here only when the main table lacks it), cells named
+# POLICY-VCPUS-zerostep@PERCENT.
+#
+# The emulation slowdown: the fixed loop of rust/kunit/c/calibrate.c, built
+# into the test module (timed in the guest kernel by the KVM benchmark
+# suite) and, with scripts/calibrate-host.c, into a native host program
+# that runs before and after the boot (build/bench/calibrate-host.txt).
+#
 # BENCH_OPS (guest accesses per vCPU and cell), BENCH_SEED and
 # BENCH_VCPUS / BENCH_POLICIES / BENCH_SHAPES narrow or change the run.
 # Everything measured is the simulator under emulation: a model, see
@@ -61,15 +72,51 @@ shape_params() {
 
 cells="cap=$cap"
 n=0
+# add_cell NAME POLICY VCPUS SHAPE [EXTRA_PARAMS]
+add_cell() {
+	cells="$cells $1,vcpus=$3,ops=$ops,seed=$seed,policy=$2"
+	cells="$cells,kick_timeout_ms=$kick_timeout_ms,$(shape_params "$4")${5:+,$5}"
+	n=$((n + 1))
+}
 for shape in $shapes; do
 	for vcpus in $vcpus_list; do
 		for policy in $policies; do
-			cells="$cells $policy-$vcpus-$shape,vcpus=$vcpus,ops=$ops,seed=$seed,policy=$policy"
-			cells="$cells,kick_timeout_ms=$kick_timeout_ms,$(shape_params "$shape")"
-			n=$((n + 1))
+			add_cell "$policy-$vcpus-$shape" "$policy" "$vcpus" "$shape"
 		done
 	done
 done
+sweep_vcpus=${BENCH_SWEEP_VCPUS-2}
+sweep_costs=${BENCH_SWEEP_COSTS-50 200}
+if [ -n "$sweep_vcpus" ] && [ -n "$sweep_costs" ]; then
+	case " $shapes " in *" zerostep "*) in_shapes=1 ;; *) in_shapes=0 ;; esac
+	case " $vcpus_list " in *" $sweep_vcpus "*) in_vcpus=1 ;; *) in_vcpus=0 ;; esac
+	[ "$in_shapes$in_vcpus" = 11 ] || sweep_costs="$sweep_costs 100"
+	for cost in $sweep_costs; do
+		for policy in $policies; do
+			add_cell "$policy-$sweep_vcpus-zerostep@$cost" "$policy" "$sweep_vcpus" zerostep \
+				"seamcall_cost_pct=$cost"
+		done
+	done
+fi
+
+# The emulation slowdown's host side: the same loop natively, before and
+# after the boot (the minimum of both is the host's time).
+calibrate=$out/calibrate-host
+calibrate_log=$out/calibrate-host.txt
+: >"$calibrate_log"
+host_calibrate() {
+	[ -x "$calibrate" ] || return 0
+	echo "$("$calibrate" 7) when=$1" >>"$calibrate_log" ||
+		step "the host's calibration run failed"
+}
+if gcc -O2 -Wall -o "$calibrate" "$TOP/scripts/calibrate-host.c" \
+	"$TOP/rust/kunit/c/calibrate.c"; then
+	step "timing the calibration loop natively (build/bench/calibrate-host.txt)"
+	host_calibrate before
+else
+	rm -f "$calibrate"
+	step "gcc could not build scripts/calibrate-host.c: no emulation slowdown in this run"
+fi
 
 step "booting QEMU: $n cells, $ops guest accesses per vCPU each (log: build/bench/bench.log)"
 rc=0
@@ -81,10 +128,11 @@ QEMU_APPEND="kunit.filter_glob=tdx_sept_guard_bench_kvm printk.devkmsg=on" QEMU_
 	"$TOP/scripts/qemu.sh" "$KDIR" bench "$out/bench.log" $cells || rc=$?
 [ "$rc" = 0 ] || step "QEMU exited with $rc (124: timed out)"
 grep -q 'tdx-sept-guard-bench: done' "$out/bench.log" || step "the guest did not finish all cells"
+host_calibrate after
 
 rc=0
 PYTHONPATH=$TOOLS_DIR/py python3 "$TOP/scripts/bench.py" "$out/bench.log" "$out" \
-	--expect "$n" --kvm --plots || rc=$?
+	--expect "$n" --kvm --plots --host-calibrate "$calibrate_log" || rc=$?
 [ "$BUILD_OK" = 1 ] ||
 	step "note: the module build with W=e failed (build/module-build.log); this run used the build without it"
 step "make bench took $(($(date +%s) - start)) s"

@@ -19,6 +19,9 @@
 #   The kernel's types they take are left to the kernel crate's bindings
 #   (kernel::bindings), which the including module imports: one Rust type
 #   for each kernel type.
+# - kunit: the declarations of the test module's own C functions and
+#   constants that no other set has (rust/kunit/c/calibrate.h: the
+#   emulation-slowdown loop of `make bench`), for rust/kunit/ffi.rs.
 #
 # It runs bindgen with the very flags the kernel used for its own bindings
 # (saved by Kbuild in OBJTREE/rust/bindings/.bindings_generated.rs.cmd), so
@@ -79,8 +82,12 @@ platform)
 		--blocklist-type "$kernel_types")
 	cflags=()
 	;;
+kunit)
+	args=(--allowlist-function 'tsg_.*' --allowlist-var 'TSG_.*')
+	cflags=()
+	;;
 *)
-	echo "bindgen.sh: unknown set '$set' (kvm or platform)" >&2
+	echo "bindgen.sh: unknown set '$set' (kvm, platform or kunit)" >&2
 	exit 1
 	;;
 esac

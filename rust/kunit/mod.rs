@@ -8,5 +8,6 @@
 //! backend's in `kvm/`.
 
 mod executor;
+pub(crate) mod ffi;
 mod spte;
 mod status;

@@ -4,7 +4,7 @@
 //! simulated TDX module, with and without the module's hook (the fake TD of
 //! [`super::kunit`]).
 //!
-//! Three measurements, printed as `tsg-bench-kvm:` lines that `make bench`
+//! The measurements, printed as `tsg-bench-kvm:` lines that `make bench`
 //! turns into table rows:
 //!
 //! - the hook's overhead: uncontended maps of one page without the hook and
@@ -30,6 +30,8 @@
 //!   the write side and so serializes the mappers whatever the hook does.
 //!   The result is the hook's cost per map and whether it grows with the
 //!   number of concurrent mappers;
+//! - what the latency histograms cost per map and per record
+//!   ([`crate::platform::latency::recording_cost`]);
 //! - zero-step on KVM, the two responses: fake vCPUs on CPUs of their own
 //!   loop as KVM's vCPU threads do (enter, EPT violation, map their own
 //!   fresh page through KVM's function, enter again) with the simulated TDX
@@ -37,7 +39,11 @@
 //!   `upstream72`, the shipped response (option B: the tracepoints only
 //!   observe, the map path kicks and retries on busy) and option A (the
 //!   gate raised at `kvm_page_fault` and held until that vCPU's fault is
-//!   mapped), in rotating order in one boot ([`zero_step_row`]).
+//!   mapped), in rotating order in one boot ([`zero_step_row`]);
+//! - the emulation slowdown's guest side ([`calibrate`]): a fixed loop of C
+//!   (`kunit/c/calibrate.c`) timed in this kernel under TCG; `make bench`
+//!   times the same loop natively on the host, and divides the hot path's
+//!   added time per map by the ratio for an estimate of the native one.
 //!
 //! Fixed sizes, no module parameters; only sanity assertions (every map
 //! done, no VM stop), never timing ones.
@@ -85,6 +91,10 @@ use super::{
     state::hold,
     Unavailable,
     TARGET, //
+};
+use crate::kunit::ffi::{
+    tsg_calibrate_loop,
+    TSG_CALIBRATE_ITERATIONS, //
 };
 use crate::platform::{
     irq::IrqsOff,
@@ -173,6 +183,9 @@ const HOT_MAX_MAPS: usize = 16384;
 /// the trimmed mean: under TCG that is an emulated CPU the host did not run
 /// for a while (an uncontended map takes 5 to 30 µs there).
 const HOT_SLOW_NS: u64 = 1_000_000;
+/// Timed runs of the emulation-slowdown loop ([`calibrate`]).
+const CALIBRATE_REPS: usize = 5;
+
 /// A mapper waiting this long for the others to finish a round gives up,
 /// and the batch with it (a failed map on another mapper, or a hang).
 const HOT_BARRIER_TIMEOUT_NS: u64 = 2_000_000_000;
@@ -761,6 +774,29 @@ fn hot_lines(mappers: usize, out: &BatchOut) {
     );
 }
 
+/// The emulation slowdown's guest side: [`CALIBRATE_REPS`] runs of the fixed
+/// loop of `kunit/c/calibrate.c` on CPU `cpu`, each timed on the monotonic
+/// clock (never a delay loop: under TCG `udelay()` runs about three times
+/// too fast). `make bench` times the same loop natively on the host and
+/// divides. Returns the times, sorted, and the loop's checksum.
+fn calibrate(cpu: u32) -> Result<(KVec<u64>, u64)> {
+    run_on_cpu(cpu, || -> Result<(KVec<u64>, u64)> {
+        let mut ns = KVec::with_capacity(CALIBRATE_REPS, GFP_KERNEL)?;
+        let mut sum = 0;
+        for _ in 0..CALIBRATE_REPS {
+            let start = Instant::<Monotonic>::now();
+            // SAFETY: the loop takes and returns plain integers and touches
+            // only its own table; this thread is its only caller.
+            sum = unsafe { tsg_calibrate_loop(u64::from(TSG_CALIBRATE_ITERATIONS)) };
+            ns.push(start.elapsed().as_nanos().unsigned_abs(), GFP_KERNEL)?;
+            // Lets anything else waiting for this CPU run between the runs.
+            sleep_ms(1);
+        }
+        ns.sort_unstable();
+        Ok((ns, sum))
+    })?
+}
+
 /// The zero-step scenario's fake vCPUs, by CPU (CPU 0 is left to KUnit and
 /// the driver, which sleeps).
 const ZS_CPUS: [u32; 3] = [1, 2, 3];
@@ -1304,6 +1340,26 @@ mod tests {
         Ok(())
     }
 
+    /// The emulation slowdown's guest side, next to the hot path it is
+    /// meant for: the fixed loop of `kunit/c/calibrate.c` timed on CPU 0,
+    /// where the hot path's first mapper runs. No timing assertion.
+    #[test]
+    fn emulation_calibrate() -> Result {
+        let (ns, sum) = calibrate(HOT_CPUS[0])?;
+        pr_info!(
+            "tsg-bench-kvm: calibrate where=guest cpu={} iterations={} reps={} min_ns={} median_ns={} max_ns={} checksum={}\n",
+            HOT_CPUS[0],
+            TSG_CALIBRATE_ITERATIONS,
+            ns.len(),
+            ns.first().copied().unwrap_or(0),
+            quantile(&ns, 500),
+            ns.last().copied().unwrap_or(0),
+            sum,
+        );
+        assert_eq!(ns.len(), CALIBRATE_REPS);
+        Ok(())
+    }
+
     /// The hot path: 1, 2 and 3 mappers at once on one fake TD, each round
     /// without the hook or with it, in turn; the time of each map call, the
     /// unmaps not timed. Every map and unmap succeeds.
@@ -1384,6 +1440,22 @@ mod tests {
         bad += check.failed + u32::from(check.aborted);
         assert_eq!(outs.len(), HOT_CPUS.len());
         assert_eq!(bad, 0);
+        Ok(())
+    }
+
+    /// What the latency histograms cost per call on this CPU (`latency=1`,
+    /// the default): a map's two clock reads and one record, and one record
+    /// alone (`make bench` divides them by the emulation slowdown for an
+    /// estimate of the native cost). Only sanity assertions.
+    #[test]
+    fn latency_cost() -> Result {
+        let (map_ns, record_ns) = crate::platform::latency::recording_cost(20_000, 5)?;
+        pr_info!(
+            "tsg-bench-kvm: latency-cost calls=20000 reps=5 map_ns={} record_ns={}\n",
+            map_ns,
+            record_ns
+        );
+        assert!(map_ns >= record_ns);
         Ok(())
     }
 }

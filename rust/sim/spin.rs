@@ -16,11 +16,16 @@ use kernel::time::{
 
 /// Spins for `us` microseconds.
 pub(crate) fn spin_us(us: u32) {
-    if us == 0 {
+    spin_ns(u64::from(us) * 1000);
+}
+
+/// Spins for `ns` nanoseconds (the clock's resolution permitting).
+pub(crate) fn spin_ns(ns: u64) {
+    if ns == 0 {
         return;
     }
     let start = Instant::<Monotonic>::now();
-    let length = Delta::from_micros(i64::from(us));
+    let length = Delta::from_nanos(i64::try_from(ns).unwrap_or(i64::MAX));
     while start.elapsed() < length {
         cpu_relax();
     }

@@ -14,7 +14,7 @@ use super::locks::{
     SxLock, //
 };
 use super::spin::{
-    spin_us,
+    spin_ns,
     spin_us_while, //
 };
 use crate::platform::{
@@ -110,6 +110,33 @@ pub(crate) struct Latency {
     pub(crate) round_trip_us: u32,
 }
 
+/// The default of [`TdxModule::with_cost_pct`]: the assumed SEAMCALL cost
+/// as [`Latency`] gives it.
+pub(crate) const DEFAULT_COST_PCT: u32 = 100;
+
+/// [`Latency`] in nanoseconds, with the SEAMCALL cost scaled.
+#[derive(Clone, Copy)]
+struct Cost {
+    /// [`Latency::seamcall_us`], scaled.
+    seamcall_ns: u64,
+    /// [`Latency::round_trip_us`], scaled.
+    round_trip_ns: u64,
+    /// [`Latency::accept_us`], as given: a guest's page initialisation, not
+    /// a SEAMCALL.
+    accept_ns: u64,
+}
+
+impl Cost {
+    fn new(latency: Latency, cost_pct: u32) -> Self {
+        let scaled = |us: u32| u64::from(us) * 1000 * u64::from(cost_pct) / 100;
+        Self {
+            seamcall_ns: scaled(latency.seamcall_us),
+            round_trip_ns: scaled(latency.round_trip_us),
+            accept_ns: u64::from(latency.accept_us) * 1000,
+        }
+    }
+}
+
 /// What one host SEAMCALL returned, and whether the module's fault
 /// injection made the status up instead of the simulated TDX module.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,7 +221,7 @@ counter_table! {
 /// One TD as the TDX module sees it.
 pub(crate) struct TdxModule {
     geometry: Geometry,
-    latency: Latency,
+    cost: Cost,
     sept_lock: SxLock,
     epoch_lock: SxLock,
     epoch: Atomic<u64>,
@@ -215,7 +242,21 @@ fn busy(operand: Operand) -> Status {
 }
 
 impl TdxModule {
+    /// A module at the assumed cost (the suites' fake TDs and tables).
+    #[cfg(tsg_tests)]
     pub(crate) fn new(geometry: Geometry, latency: Latency) -> Result<Self> {
+        Self::with_cost_pct(geometry, latency, DEFAULT_COST_PCT)
+    }
+
+    /// A module whose SEAMCALLs cost `cost_pct` percent of what `latency`
+    /// says: the round trip and the time inside with the locks held, of the
+    /// host's SEAMCALLs, TDH.VP.ENTER and the walk of a guest's ACCEPT.
+    /// The page initialisation of an ACCEPT (`accept_us`) is not scaled.
+    pub(crate) fn with_cost_pct(
+        geometry: Geometry,
+        latency: Latency,
+        cost_pct: u32,
+    ) -> Result<Self> {
         let mut tables = KVec::with_capacity(geometry.tables(), GFP_KERNEL)?;
         for _ in 0..geometry.tables() {
             tables.push(SeptEntry::new(FREE), GFP_KERNEL)?;
@@ -228,7 +269,7 @@ impl TdxModule {
         }
         Ok(Self {
             geometry,
-            latency,
+            cost: Cost::new(latency, cost_pct),
             sept_lock: SxLock::new(),
             epoch_lock: SxLock::new(),
             epoch: Atomic::new(1),
@@ -292,7 +333,7 @@ impl TdxModule {
 
     /// Issues one host SEAMCALL, without fault injection.
     pub(crate) fn seamcall(&self, op: &SeptOp) -> Status {
-        spin_us(self.latency.round_trip_us);
+        spin_ns(self.cost.round_trip_ns);
         if self.stuck_busy.load(Relaxed) && op.leaf != Leaf::MemTrack {
             return busy(Operand::Sept);
         }
@@ -331,7 +372,7 @@ impl TdxModule {
         let status = if self.tables[self.geometry.table_of(gpa)].state() != PRESENT {
             Status::from_raw(TDX_EPT_WALK_FAILED)
         } else if let Some(state) = self.pages[i].host_try_lock() {
-            spin_us(self.latency.seamcall_us);
+            spin_ns(self.cost.seamcall_ns);
             let (new_state, status) = f(i, state);
             self.pages[i].unlock(new_state);
             status
@@ -356,7 +397,7 @@ impl TdxModule {
         }
         let status = match entry.host_try_lock() {
             Some(FREE) => {
-                spin_us(self.latency.seamcall_us);
+                spin_ns(self.cost.seamcall_ns);
                 entry.unlock(PRESENT);
                 Status::SUCCESS
             }
@@ -433,7 +474,7 @@ impl TdxModule {
     /// interrupts off and the vCPU published in guest mode.
     pub(crate) fn vp_enter(&self, zs: &ZeroStepState) -> Enter {
         self.stats.sim_vp_enters.add(1);
-        spin_us(self.latency.round_trip_us);
+        spin_ns(self.cost.round_trip_ns);
         if !self.epoch_lock.try_shared() {
             self.stats.sim_enter_busy.add(1);
             return Enter::Busy(busy(Operand::TdEpoch));
@@ -445,7 +486,7 @@ impl TdxModule {
                 self.stats.sim_enter_busy.add(1);
                 return Enter::Busy(busy(Operand::Sept));
             }
-            spin_us(self.latency.seamcall_us);
+            spin_ns(self.cost.seamcall_ns);
             let faulting = zs.list[..zs.len]
                 .iter()
                 .copied()
@@ -512,10 +553,10 @@ impl TdxModule {
             }
         };
         // The walk itself takes as long as a SEAMCALL's.
-        spin_us(self.latency.seamcall_us);
+        spin_ns(self.cost.seamcall_ns);
         let (new_state, result) = match state {
             PENDING => {
-                spin_us(self.latency.accept_us);
+                spin_ns(self.cost.accept_ns);
                 self.stats.sim_guest_accepts.add(1);
                 (MAPPED, Accept::Accepted)
             }

@@ -87,6 +87,9 @@ pub(crate) struct SimConfig {
     pub(crate) nr_vcpus: u32,
     pub(crate) geometry: Geometry,
     pub(crate) latency: Latency,
+    /// The SEAMCALL cost in percent of what `latency` says
+    /// ([`TdxModule::with_cost_pct`]).
+    pub(crate) seamcall_cost_pct: u32,
     pub(crate) policy: Policy,
     /// How long a kicker waits for the vCPUs' acknowledgements.
     pub(crate) kick_timeout_us: u32,
@@ -150,6 +153,9 @@ counter_table! {
         sim_ops_retried: "sim",
         /// The most SEAMCALLs any one operation issued.
         sim_max_tries: "sim",
+        /// Nanoseconds the operations that issued more than one SEAMCALL
+        /// took, in all (over `sim_ops_retried`: their mean).
+        sim_retried_op_ns: "sim",
         /// Faults the fault handler ran again without re-entering the guest
         /// (KVM's local retry on `RET_PF_RETRY`).
         sim_local_retries: "sim",
@@ -321,7 +327,7 @@ impl Vm {
         }
         let init = try_pin_init!(Self {
             cfg,
-            module: TdxModule::new(cfg.geometry, cfg.latency)?,
+            module: TdxModule::with_cost_pct(cfg.geometry, cfg.latency, cfg.seamcall_cost_pct)?,
             mirror_pages: spte_table(cfg.geometry.pages)?,
             mirror_tables: spte_table(cfg.geometry.tables())?,
             gate: EntryGate::new(KAtomic64::new(0)),
@@ -394,6 +400,7 @@ impl Vm {
         self.sim_counters.sim_sept_ops.add(1);
         if tries > 1 {
             self.sim_counters.sim_ops_retried.add(1);
+            self.sim_counters.sim_retried_op_ns.add(ns);
         }
         self.sim_counters.sim_max_tries.record_max(u64::from(tries));
         self.op_ns.record(ns);

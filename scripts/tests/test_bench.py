@@ -1,9 +1,12 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Tests of scripts/bench.py's hot-path and zero-step parts on small made-up
-guest logs: the lines of the KVM benchmark suite's hot-path case become
-rows with the ratio and the added time, and the two targets; those of its
-zero-step case become rows with rates and shares, and their two targets. Run from the repository's
-top:
+"""Tests of scripts/bench.py on small made-up guest logs: the lines of the
+KVM benchmark suite's hot-path case become rows with the ratio and the added
+time, and the two targets; those of its zero-step case become rows with
+rates and shares, and their two targets; the simulator's cells become rows
+with the worst case, the contended operations' mean and the fault-to-map
+percentiles, and the storm targets, the SEAMCALL-cost sweep's included; the
+calibration lines become the emulation slowdown and the native estimate.
+Run from the repository's top:
 
   python3 -m unittest discover -s scripts/tests -v
 """
@@ -153,6 +156,194 @@ class ZeroStep(unittest.TestCase):
     def test_missing(self):
         self.assertEqual(bench.zerostep_rows(self.parse(LOG)), [])
         self.assertEqual(bench.zerostep_targets([]), [])
+
+
+MARK = "[   42.0] tdx-sept-guard-bench: "
+
+
+def cell(name, ops=1000, retried=10, seamcalls=None, max_tries=2, retried_ns=500000, stops=0,
+         kicks=10, fault=((16384, 20480, 90), (40960, 49152, 9), (98304, 114688, 1))):
+    """The guest's lines of one cell: its stats and latency files."""
+    seamcalls = ops + retried if seamcalls is None else seamcalls
+    stats = {"sim_sept_ops": ops, "sim_ops_retried": retried, "seamcalls": seamcalls,
+             "sim_max_tries": max_tries, "sim_retried_op_ns": retried_ns, "sim_vm_stopped": stops,
+             "kicks": kicks, "sim_gated_ns": 0}
+    lines = [f"cell {name} begin vcpus=2"]
+    lines += [f"stat {name} {k} {v}" for k, v in stats.items()]
+    lines += [f"lat {name} op_ns 8192 10240 {ops}", f"lat {name} op_ns_max 10000"]
+    lines += [f"lat {name} fault_ns {lo} {hi} {n}" for lo, hi, n in fault]
+    # A histogram of a name bench.py does not know, with its maximum.
+    lines += [f"lat {name} zap_wait_ns 1024 1280 5", f"lat {name} zap_wait_ns_max 1200"]
+    lines.append(f"cell {name} end elapsed_ms=1000 timeout=0")
+    return lines
+
+
+SLOW_FAULT = ((16384, 20480, 90), (196608, 229376, 10))
+
+
+def storm(suffix="", ours=None, upstream=None, blind=None, vcpus=2):
+    """The zerostep cells of one row; per policy the arguments of cell()."""
+    out = []
+    for policy, kw in (("kick_and_retry", ours), ("upstream72", upstream), ("blind_retry", blind)):
+        out += cell(f"{policy}-{vcpus}-zerostep{suffix}", **(kw or {}))
+    return out
+
+
+class Cells(unittest.TestCase):
+    def rows(self, lines):
+        with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as f:
+            f.write("".join(MARK + line + "\n" for line in lines))
+        try:
+            cells, splats = bench.parse_log(f.name)
+        finally:
+            os.unlink(f.name)
+        self.assertEqual(splats, [])
+        return [bench.row_of(name, raw) for name, raw in cells.items()]
+
+    def test_row_columns(self):
+        rows = self.rows(cell("kick_and_retry-2-zerostep", retried=10, retried_ns=500000)
+                         + cell("blind_retry-2-zerostep@50", retried=4, seamcalls=1000 + 4 * 39))
+        ours, blind = rows
+        self.assertEqual((ours["cost_pct"], blind["cost_pct"]), (100, 50))
+        self.assertEqual((blind["policy"], blind["vcpus"], blind["shape"]), ("blind_retry", 2, "zerostep"))
+        # 10 contended operations of 2 SEAMCALLs each, 50 us each on average.
+        self.assertEqual((ours["seamcalls_per_busy_op"], ours["busy_op_mean_us"]), (2.0, 50.0))
+        self.assertEqual(blind["seamcalls_per_busy_op"], 40.0)
+        # fault_ns: 90, 9, 1 faults; p50 and p99 are bucket upper bounds.
+        self.assertEqual((ours["fault_p50_us"], ours["fault_p99_us"], ours["faults"]), (20.5, 49.2, 100))
+
+    def test_storm_targets(self):
+        rows = self.rows(storm(ours={}, upstream={"fault": SLOW_FAULT},
+                               blind={"retried": 5, "seamcalls": 1000 + 5 * 9}))
+        res = bench.targets(rows)
+        self.assertEqual(len(res), 4)
+        (worst_ok, _), (stop_ok, _), (busy_ok, busy), (p99_ok, p99) = res
+        self.assertTrue(worst_ok and stop_ok)
+        # 10.0 against 2.0: 5.0x lower, just met.
+        self.assertTrue(busy_ok)
+        self.assertIn("2.0 vs 10.0 (5.0x lower", busy)
+        self.assertIn("50.0 vs 100.0 us", busy)
+        # 49.2 us against 229.4 us.
+        self.assertTrue(p99_ok)
+        self.assertIn("49.2 vs 229.4 us", p99)
+
+    def test_storm_targets_missed(self):
+        rows = self.rows(storm(ours={"fault": SLOW_FAULT}, upstream={},
+                               blind={"retried": 5, "seamcalls": 1000 + 5 * 8}))
+        _, _, (busy_ok, busy), (p99_ok, p99) = bench.targets(rows)
+        self.assertFalse(busy_ok)
+        self.assertIn("only 4.5x", busy)
+        # 9.0 on average: no bound on the share that succeeded at once.
+        self.assertNotIn("first retry", busy)
+        self.assertFalse(p99_ok)
+        self.assertIn("229.4 vs 49.2 us", p99)
+        self.assertIn("4.7x upstream72's", p99)
+
+    def test_storm_not_judged(self):
+        rows = self.rows(storm(ours={"retried": 0, "retried_ns": 0}, upstream={}, blind={}))
+        _, _, (busy_ok, busy), _ = bench.targets(rows)
+        self.assertFalse(busy_ok)
+        self.assertIn("cannot be judged: no operation of kick_and_retry", busy)
+
+    def test_storm_first_retry(self):
+        # blind_retry: 10 contended operations, 23 SEAMCALLs: 2.3 on average,
+        # so at most 3 took more than 2.
+        rows = self.rows(storm(ours={}, upstream={}, blind={"seamcalls": 1000 + 13}))
+        _, _, (busy_ok, busy), _ = bench.targets(rows)
+        self.assertFalse(busy_ok)
+        self.assertIn("at least 70% of them succeeded on their first retry", busy)
+
+    def test_sweep(self):
+        lines = (storm(ours={}, upstream={}, blind={"retried": 5, "seamcalls": 1000 + 5 * 19})
+                 + storm("@50", ours={}, upstream={}, blind={"retried": 5, "seamcalls": 1000 + 5 * 19})
+                 + storm("@200", ours={"max_tries": 3}, upstream={}, blind={}))
+        rows = self.rows(lines)
+        main, sweep = bench.split_rows(rows)
+        self.assertEqual(len(main), 3)
+        self.assertEqual(sorted(sweep[2]), [50, 100, 200])
+        table = bench.sweep_table(sweep)
+        self.assertEqual(len(table.splitlines()), 2 + 9)
+        self.assertIn("x0.5", table)
+        # blind_retry's SC/busy against ours: 20.0 / 2.0.
+        self.assertIn("10.0x", table)
+        res = bench.targets(rows)
+        worst_ok, worst = res[0]
+        self.assertFalse(worst_ok)
+        self.assertIn("exceeded in 2/zerostep x2 (max 3)", worst)
+        self.assertIn("(3 cells", worst)
+        texts = [t for _, t in res]
+        # The storm targets of x1 (the main table), x0.5 and x2.
+        self.assertEqual(len(texts), 2 + 3 * 2)
+        self.assertTrue(any("SEAMCALL cost x0.5" in t for t in texts))
+        self.assertTrue(any("SEAMCALL cost x2" in t for t in texts))
+        # x2: blind_retry's contended operations took 2 SEAMCALLs, as ours.
+        x2 = [(ok, t) for ok, t in res if "x2:" in t and "contended" in t]
+        self.assertEqual(len(x2), 1)
+        self.assertFalse(x2[0][0])
+
+
+GUEST_CAL = ("calibrate where=guest cpu=0 iterations=20000000 reps=5 min_ns=800000000 "
+             "median_ns=900000000 max_ns=950000000 checksum=1234")
+
+
+class Calibrate(unittest.TestCase):
+    def host(self, lines):
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+            f.write("".join(line + "\n" for line in lines))
+        try:
+            return bench.parse_host_calibrate(f.name)
+        finally:
+            os.unlink(f.name)
+
+    def kvm(self, lines):
+        with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as f:
+            f.write("".join(PREFIX + line + "\n" for line in lines))
+        try:
+            return bench.parse_kvm(f.name)[0]
+        finally:
+            os.unlink(f.name)
+
+    HOST = ["calibrate where=host iterations=20000000 reps=7 min_ns=42000000 median_ns=44000000 "
+            "checksum=1234 when=before",
+            "calibrate where=host iterations=20000000 reps=7 min_ns=40000000 median_ns=46000000 "
+            "checksum=1234 when=after"]
+
+    def test_slowdown_and_estimate(self):
+        kvm = self.kvm([GUEST_CAL] + LOG)
+        self.assertEqual(kvm["calibrate"]["min_ns"], 800000000)
+        slow = bench.slowdown(kvm["calibrate"], self.host(self.HOST))
+        # The fastest runs: 800 ms against 40 ms; the medians 900 against 45.
+        self.assertEqual(slow["factor"], 20.0)
+        self.assertEqual(slow["factor_median"], 20.0)
+        self.assertEqual((slow["host_runs"], slow["host_reps"]), (2, 14))
+        self.assertTrue(slow["same"])
+        ests = bench.native_estimates(bench.hotpath_rows(kvm), slow)
+        self.assertEqual([e["mappers"] for e in ests], [1, 2, 3])
+        # +4000 ns under TCG / 20.
+        self.assertEqual((ests[0]["added_ns"], ests[0]["est_native_added_ns"]), (4000, 200))
+        self.assertEqual(ests[0]["est_native_added_p50_ns"], 150)
+        self.assertIn("ESTIMATE", bench.estimate_table(ests))
+        self.assertIn("20.0x", bench.slowdown_text(slow))
+
+    def test_latency_cost_and_its_estimate(self):
+        kvm = self.kvm(["latency-cost calls=20000 reps=5 map_ns=600 record_ns=200"] + LOG)
+        slow = bench.slowdown(self.kvm([GUEST_CAL])["calibrate"], self.host(self.HOST))
+        text = bench.latency_cost_text(kvm["latency-cost"], slow)
+        self.assertIn("600 ns per map call", text)
+        # 600 ns and 200 ns under TCG / 20.
+        self.assertIn("ESTIMATE native: 30 ns per map, 10 ns per record", text)
+        self.assertNotIn("ESTIMATE", bench.latency_cost_text(kvm["latency-cost"], None))
+
+    def test_checksum_mismatch(self):
+        kvm = self.kvm([GUEST_CAL.replace("checksum=1234", "checksum=99")] + LOG)
+        slow = bench.slowdown(kvm["calibrate"], self.host(self.HOST))
+        self.assertFalse(slow["same"])
+        self.assertEqual(bench.native_estimates(bench.hotpath_rows(kvm), slow), [])
+        self.assertIn("no estimate", bench.slowdown_text(slow))
+
+    def test_missing_side(self):
+        self.assertIsNone(bench.slowdown(None, self.host(self.HOST)))
+        self.assertIsNone(bench.slowdown(self.kvm([GUEST_CAL])["calibrate"], []))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ mod tests {
     use crate::sim::tdx_module::{
         Geometry,
         Latency, //
+        DEFAULT_COST_PCT,
     };
     use crate::sim::vm::{
         SimConfig,
@@ -47,6 +48,7 @@ mod tests {
                 accept_us: 100,
                 round_trip_us: 0,
             },
+            seamcall_cost_pct: DEFAULT_COST_PCT,
             policy: Policy::DEFAULT,
             // Generous: under TCG on a loaded host a simulated CPU can be
             // descheduled for a long time; this test is about bounds on

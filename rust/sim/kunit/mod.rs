@@ -16,6 +16,7 @@ mod zero_step;
 use super::tdx_module::{
     Geometry,
     Latency, //
+    DEFAULT_COST_PCT,
 };
 use super::vm::{
     SimConfig,
@@ -44,6 +45,7 @@ pub(crate) fn test_vm(nr_vcpus: u32, policy: Policy) -> Result<Arc<Vm>> {
             accept_us: 1,
             round_trip_us: 0,
         },
+        seamcall_cost_pct: DEFAULT_COST_PCT,
         policy,
         kick_timeout_us: TEST_KICK_TIMEOUT_US,
         contention_pct: 0,
