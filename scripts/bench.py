@@ -521,13 +521,17 @@ def latency_cost_text(cost, slow):
     """The latency histograms' recording cost the suite measured under TCG
     (`latency-cost`), and the same divided by the slowdown: an estimate."""
     text = (f"Latency histograms (latency=1, the default), recording cost under TCG: "
-            f"{cost['map_ns']} ns per map call (two clock reads and one record), "
+            f"{cost['map_ns']} ns per map call (two local_clock() reads and one record), "
             f"{cost['record_ns']} ns per record alone (a kick, a gate hold, a SEAMCALL's time); "
-            f"one CPU, best of {cost.get('reps', '?')} loops of {cost.get('calls', '?')} calls.")
+            f"one clock read: local_clock() {cost.get('local_clock_ns', '?')} ns, ktime_get() "
+            f"{cost.get('ktime_ns', '?')} ns; one CPU, best of {cost.get('reps', '?')} loops of "
+            f"{cost.get('calls', '?')} calls.")
     if slow and slow["same"] and slow["factor"]:
         text += (f" ESTIMATE native: {cost['map_ns'] / slow['factor']:.0f} ns per map, "
-                 f"{cost['record_ns'] / slow['factor']:.0f} ns per record (/ {slow['factor']:.1f}x); "
-                 f"uncontended: concurrent mappers of one VM share its histograms' cache lines.")
+                 f"{cost['record_ns'] / slow['factor']:.0f} ns per record (/ {slow['factor']:.1f}x), "
+                 f"a weak one: TCG emulates the clock's RDTSC with a call into the emulator, not "
+                 f"slowed as the loop is; uncontended: concurrent mappers of one VM share its "
+                 f"histograms' cache lines.")
     return text
 
 

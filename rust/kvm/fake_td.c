@@ -9,7 +9,7 @@
 #include <linux/ftrace.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
-#include <linux/timekeeping.h>
+#include <linux/sched/clock.h>
 #include <linux/vmalloc.h>
 
 #include "kvm_internal.h"
@@ -322,10 +322,10 @@ u64 tsg_fake_seamcall(u64 leaf, u64 gpa, int level);
  */
 static u64 fake_seamcall(struct tdx_td *td, u64 leaf, u64 gpa, int level)
 {
-	u64 start = ktime_get_ns();
+	u64 start = local_clock();
 	u64 status = tsg_fake_seamcall(leaf, gpa, level);
 
-	tsg_kvm_leaf_status(td, leaf, status, ktime_get_ns() - start);
+	tsg_kvm_leaf_status(td, leaf, status, local_clock() - start);
 	return status;
 }
 

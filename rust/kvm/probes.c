@@ -13,7 +13,7 @@
 #include <linux/mutex.h>
 #include <linux/percpu.h>
 #include <linux/string.h>
-#include <linux/timekeeping.h>
+#include <linux/sched/clock.h>
 #include <linux/tracepoint.h>
 
 #include "kvm_internal.h"
@@ -35,7 +35,8 @@ static DEFINE_MUTEX(tsg_probe_lock);
  * counted here, through tsg_kvm_tdh_returned() (rust/kvm/entry.rs).
  *
  * Per-leaf durations: with latency histograms on, the kretprobe's entry
- * handler also notes the TD (the wrappers' first argument) and the time,
+ * handler also notes the TD (the wrappers' first argument) and the time
+ * (local_clock(), as the module's other histograms, rust/platform/sync.rs),
  * and the return handler hands the wrapper's duration to
  * tsg_kvm_leaf_time(). The duration is the wrapper's: the SEAMCALL and the
  * few instructions around it, plus the return probe's own trampoline (a
@@ -105,7 +106,7 @@ static int tsg_leaf_entered(struct kretprobe_instance *ri, struct pt_regs *regs)
 	struct tsg_leaf_call *c = (struct tsg_leaf_call *)ri->data;
 
 	c->td = (struct tdx_td *)regs_get_kernel_argument(regs, 0);
-	c->start_ns = ktime_get_ns();
+	c->start_ns = local_clock();
 	return 0;
 }
 
@@ -116,7 +117,7 @@ static int tsg_leaf_returned(struct kretprobe_instance *ri, struct pt_regs *regs
 
 	if (p->rp.entry_handler)
 		tsg_kvm_leaf_status(c->td, p->leaf, regs_return_value(regs),
-				    ktime_get_ns() - c->start_ns);
+				    local_clock() - c->start_ns);
 	else
 		tsg_kvm_leaf_status(NULL, p->leaf, regs_return_value(regs), U64_MAX);
 	return 0;

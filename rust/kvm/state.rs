@@ -23,13 +23,13 @@ use crate::platform::{
     latency::Latencies,
     percpu::PerCpu,
     sync::{
+        local_clock_ns,
         KClock,
         KCounter, //
     },
 };
 use crate::policy::{
     gate::OUTSIDE_GUEST_MODE,
-    Clock,
     CounterCell,
     Counters,
     EntryGate,
@@ -106,7 +106,7 @@ impl KvmState {
 
     fn map_under_policy(&self, td: Td<'_>, gfn: u64, old: u64, new: u64, level: i32) -> i32 {
         // With histograms on, the call is timed from here to its return.
-        let start_ns = self.latency.as_ref().map(|_| self.clock.now_ns());
+        let start_ns = self.latency.as_ref().map(|_| local_clock_ns());
         let mut call = MapCall::new(self.orig, td, gfn, old, new, level);
         // A VM the module stopped stays stopped: KVM gets an error at once,
         // without another SEAMCALL or kick (each would be a bounded wait
@@ -123,20 +123,20 @@ impl KvmState {
             self.attach.local().kvm_untracked_calls.add(1);
             self.vms.missing(td);
             let _ = call.call_kvm();
-            self.map_time(self.latency.as_deref(), start_ns);
+            Self::map_time(self.latency.as_deref(), start_ns);
             return call.ret;
         };
         self.attach.local().kvm_map_calls.add(1);
         let ret = self.map_vm(td, vm, &mut call, gfn, new, level);
-        self.map_time(vm.events.latency(), start_ns);
+        Self::map_time(vm.events.latency(), start_ns);
         ret
     }
 
     /// Records a map call begun at `start_ns` into `latency`, if both are
     /// kept.
-    fn map_time(&self, latency: Option<&Latencies>, start_ns: Option<u64>) {
+    fn map_time(latency: Option<&Latencies>, start_ns: Option<u64>) {
         if let (Some(l), Some(start_ns)) = (latency, start_ns) {
-            l.map(self.clock.now_ns().saturating_sub(start_ns));
+            l.map(local_clock_ns().saturating_sub(start_ns));
         }
     }
 

@@ -59,6 +59,7 @@ pub(crate) use generated::{
     tsg_kthread_should_stop,
     tsg_kthread_start,
     tsg_kthread_stop,
+    tsg_local_clock,
     tsg_local_irq_restore,
     tsg_local_irq_save,
     tsg_next_possible_cpu,

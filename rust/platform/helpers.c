@@ -14,6 +14,7 @@
 #include <linux/moduleparam.h>
 #include <linux/percpu.h>
 #include <linux/rcupdate.h>
+#include <linux/sched/clock.h>
 #include <linux/rcuwait.h>
 #include <linux/sched.h>
 #include <linux/sched/task.h>
@@ -78,6 +79,12 @@ void tsg_local_irq_restore(unsigned long flags)
 unsigned int tsg_num_online_cpus(void)
 {
 	return num_online_cpus();
+}
+
+/* This CPU's clock in ns, for the latency histograms (see sync.rs). */
+u64 tsg_local_clock(void)
+{
+	return local_clock();
 }
 
 bool tsg_cpu_online(unsigned int cpu)

@@ -37,6 +37,7 @@ void tsg_cond_resched(void);
 unsigned long tsg_local_irq_save(void);
 void tsg_local_irq_restore(unsigned long flags);
 unsigned int tsg_num_online_cpus(void);
+u64 tsg_local_clock(void);
 bool tsg_cpu_online(unsigned int cpu);
 
 void tsg_rwlock_init(rwlock_t *lock, const char *name, struct lock_class_key *key);

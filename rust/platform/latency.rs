@@ -15,7 +15,9 @@
 //! - `map_ns`: one map call as KVM sees it, from entering the module's hook
 //!   to returning to KVM (the simulator's map of one S-EPT entry).
 //!
-//! Recording costs a clock read or two (`ktime_get_ns()`) and a relaxed
+//! Durations are on this CPU's clock (`local_clock()`,
+//! [`super::sync::local_clock_ns`]). Recording costs a clock read or two
+//! and a relaxed
 //! atomic add on a cache line the VM's CPUs share. `latency=0` at load
 //! keeps none: nothing is allocated, timed or recorded, and the files say
 //! so. See `Documentation/usage.rst`, "Latency histograms".
@@ -145,15 +147,31 @@ pub(crate) fn render_off(f: &mut fmt::Formatter<'_>) -> fmt::Result {
     )
 }
 
-/// For the benchmark suite: what keeping the histograms costs on this CPU,
-/// in ns per call, `(map, record)`: a map call's share (two clock reads and
-/// one record, as the map path does) and one record alone (a kick, a gate
-/// hold, a SEAMCALL time whose clock reads the probes pay). Each is the
-/// best of `reps` loops of `n` calls, less an empty loop's time, with
-/// preemption left on: an interrupt inflates a loop, the best one is kept.
+/// What keeping the histograms costs on this CPU, for the benchmark suite
+/// ([`recording_cost`]), in ns per call.
 #[cfg(tsg_tests)]
-pub(crate) fn recording_cost(n: u32, reps: u32) -> Result<(u64, u64)> {
-    use super::sync::KClock;
+pub(crate) struct RecordingCost {
+    /// A map call's share: two reads of [`local_clock_ns`] and one record,
+    /// as the map path does.
+    pub(crate) map: u64,
+    /// One record alone (a kick, a gate hold, a SEAMCALL time whose clock
+    /// reads the probes pay).
+    pub(crate) record: u64,
+    /// One read of [`local_clock_ns`], the histograms' clock.
+    pub(crate) local_clock: u64,
+    /// One read of `ktime_get()` ([`super::sync::KClock`]), for comparison.
+    pub(crate) ktime: u64,
+}
+
+/// Measures [`RecordingCost`]: each figure is the best of `reps` loops of
+/// `n` calls, less an empty loop's time, with preemption left on (an
+/// interrupt inflates a loop, the best one is kept).
+#[cfg(tsg_tests)]
+pub(crate) fn recording_cost(n: u32, reps: u32) -> Result<RecordingCost> {
+    use super::sync::{
+        local_clock_ns,
+        KClock, //
+    };
     use crate::policy::Clock;
     use core::hint::black_box;
     let l = Latencies::new(true)?.ok_or(ENOMEM)?;
@@ -174,8 +192,8 @@ pub(crate) fn recording_cost(n: u32, reps: u32) -> Result<(u64, u64)> {
         black_box(i);
     });
     let map = best(&|i| {
-        let start = clock.now_ns();
-        l.map(clock.now_ns().saturating_sub(start));
+        let start = local_clock_ns();
+        l.map(local_clock_ns().saturating_sub(start));
         black_box(i);
     });
     // Durations spread over many buckets, as real ones are.
@@ -183,6 +201,19 @@ pub(crate) fn recording_cost(n: u32, reps: u32) -> Result<(u64, u64)> {
         l.kick(u64::from(i) * 37 % 100_000);
         black_box(i);
     });
+    let local_clock = best(&|i| {
+        black_box(local_clock_ns());
+        black_box(i);
+    });
+    let ktime = best(&|i| {
+        black_box(clock.now_ns());
+        black_box(i);
+    });
     let per_call = |t: u64| t.saturating_sub(empty) / u64::from(n.max(1));
-    Ok((per_call(map), per_call(record)))
+    Ok(RecordingCost {
+        map: per_call(map),
+        record: per_call(record),
+        local_clock: per_call(local_clock),
+        ktime: per_call(ktime),
+    })
 }

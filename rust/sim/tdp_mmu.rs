@@ -15,8 +15,8 @@ use super::vm::{
 use crate::platform::{
     latency::Latencies,
     sync::{
-        KAtomic64,
-        KClock, //
+        local_clock_ns,
+        KAtomic64, //
     },
 };
 use crate::policy::{
@@ -37,7 +37,6 @@ use crate::policy::{
 /// and times those it issues (`seamcall_<leaf>_ns`).
 struct Issuer<'a> {
     module: &'a TdxModule,
-    clock: &'a KClock,
     latency: Option<&'a Latencies>,
     /// Tries issued so far.
     tries: u32,
@@ -49,7 +48,6 @@ impl<'a> Issuer<'a> {
     fn new(vm: &'a Vm) -> Self {
         Self {
             module: &vm.module,
-            clock: &vm.clock,
             latency: vm.events.latency(),
             tries: 0,
             injected: false,
@@ -60,10 +58,10 @@ impl<'a> Issuer<'a> {
 impl Seamcall for Issuer<'_> {
     fn seamcall(&mut self, op: &SeptOp) -> Status {
         self.tries += 1;
-        let start_ns = self.latency.map(|_| self.clock.now_ns());
+        let start_ns = self.latency.map(|_| local_clock_ns());
         let issued = self.module.seamcall_try(op, self.tries);
         if let (Some(l), Some(start_ns), false) = (self.latency, start_ns, issued.injected) {
-            l.seamcall(op.leaf, self.clock.now_ns().saturating_sub(start_ns));
+            l.seamcall(op.leaf, local_clock_ns().saturating_sub(start_ns));
         }
         self.injected = issued.injected;
         issued.status
@@ -213,10 +211,11 @@ impl Vm {
         tally: &mut OpTally,
     ) -> Fault {
         let start_ns = self.clock.now_ns();
+        let map_start_ns = self.events.latency().map(|_| local_clock_ns());
         let mut issuer = Issuer::new(self);
         let outcome = exec.run_on_spte(spte, NONPRESENT_SPTE, new, op, &mut issuer);
-        if let Some(l) = self.events.latency() {
-            l.map(self.clock.now_ns().saturating_sub(start_ns));
+        if let (Some(l), Some(map_start_ns)) = (self.events.latency(), map_start_ns) {
+            l.map(local_clock_ns().saturating_sub(map_start_ns));
         }
         if let Ok(ended) = outcome {
             let earlier = tally.take(self, op);

@@ -326,10 +326,12 @@ class Calibrate(unittest.TestCase):
         self.assertIn("20.0x", bench.slowdown_text(slow))
 
     def test_latency_cost_and_its_estimate(self):
-        kvm = self.kvm(["latency-cost calls=20000 reps=5 map_ns=600 record_ns=200"] + LOG)
+        kvm = self.kvm(["latency-cost calls=20000 reps=5 map_ns=600 record_ns=200 local_clock_ns=150 "
+                        "ktime_ns=900"] + LOG)
         slow = bench.slowdown(self.kvm([GUEST_CAL])["calibrate"], self.host(self.HOST))
         text = bench.latency_cost_text(kvm["latency-cost"], slow)
         self.assertIn("600 ns per map call", text)
+        self.assertIn("local_clock() 150 ns, ktime_get() 900 ns", text)
         # 600 ns and 200 ns under TCG / 20.
         self.assertIn("ESTIMATE native: 30 ns per map, 10 ns per record", text)
         self.assertNotIn("ESTIMATE", bench.latency_cost_text(kvm["latency-cost"], None))
