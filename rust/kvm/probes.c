@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The backend's probes on KVM: kretprobes on the S-EPT SEAMCALL wrappers
- * (per-leaf outcomes and durations), a kprobe on kvm_arch_destroy_vm() (per-VM state
- * lifetime) and probes on KVM's kvm_page_fault and kvm_exit tracepoints
- * (zero-step). Leaves are numbered as the TDX module numbers them, the
+ * (per-leaf outcomes and durations), a kprobe on kvm_arch_destroy_vm()
+ * (per-VM state lifetime) and probes on KVM's kvm_page_fault and kvm_exit
+ * tracepoints (zero-step). Leaves are numbered as the TDX module numbers them, the
  * kernel's TDH_* (arch/x86/virt/vmx/tdx/tdx.h), as the policy's Leaf is.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -114,12 +114,19 @@ static int tsg_leaf_returned(struct kretprobe_instance *ri, struct pt_regs *regs
 {
 	struct tsg_leaf_probe *p = container_of(get_kretprobe(ri), struct tsg_leaf_probe, rp);
 	struct tsg_leaf_call *c = (struct tsg_leaf_call *)ri->data;
+	u64 now;
 
-	if (p->rp.entry_handler)
+	if (p->rp.entry_handler) {
+		/*
+		 * A wrapper preempted and resumed on another CPU reads two
+		 * CPUs' clocks, which may disagree slightly: never negative.
+		 */
+		now = local_clock();
 		tsg_kvm_leaf_status(c->td, p->leaf, regs_return_value(regs),
-				    local_clock() - c->start_ns);
-	else
+				    now > c->start_ns ? now - c->start_ns : 0);
+	} else {
 		tsg_kvm_leaf_status(NULL, p->leaf, regs_return_value(regs), U64_MAX);
+	}
 	return 0;
 }
 
