@@ -215,9 +215,11 @@ mod tests {
     }
 
     /// The simulated workload (vCPU threads on their CPUs, the zap thread)
-    /// with `fail_map_busy` at 100% for 20 times: exactly 20 injections,
-    /// each with its kick (IPIs to the vCPUs in guest mode) and retry, and
-    /// the VM runs on.
+    /// with `fail_map_busy` at 100% for 20 times: 20 injections, each with
+    /// its kick (IPIs to the vCPUs in guest mode) and retry, and the VM
+    /// runs on. The kernel's `should_fail_ex()` reads `times`, decides, then
+    /// decrements it, so the two vCPUs' maps can both pass its last one: 21
+    /// is the kernel's bound here, not the module's.
     #[test]
     fn times_bounds_the_injections_under_load() -> Result {
         const TIMES: i32 = 20;
@@ -254,7 +256,7 @@ mod tests {
             vcpus_kicked
         );
         assert_eq!(left, 0);
-        assert_eq!(injected, TIMES as u64);
+        assert!((TIMES as u64..=TIMES as u64 + 1).contains(&injected));
         assert_eq!(retry_injected, 0);
         assert!(kicks >= injected);
         assert!(retries >= injected);
