@@ -823,6 +823,14 @@ def plots(rows, outdir):
     return files
 
 
+def write_csv(path, columns, rows):
+    """Writes `rows` (dicts) to `path` as CSV with the header `columns`."""
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns)
+        w.writeheader()
+        w.writerows(rows)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("log")
@@ -882,32 +890,16 @@ def main():
 
     os.makedirs(args.outdir, exist_ok=True)
     path = os.path.join(args.outdir, "results.csv")
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
-        w.writeheader()
-        for r in rows + kvm_rows:
-            w.writerow(r)
+    write_csv(path, COLUMNS, rows + kvm_rows)
     zs_path = os.path.join(args.outdir, "zerostep.csv")
     if zs_rows:
-        with open(zs_path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=ZEROSTEP_COLUMNS)
-            w.writeheader()
-            for r in zs_rows:
-                w.writerow(r)
+        write_csv(zs_path, ZEROSTEP_COLUMNS, zs_rows)
     est_path = os.path.join(args.outdir, "estimate.csv")
     if ests:
-        with open(est_path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=ESTIMATE_COLUMNS)
-            w.writeheader()
-            for r in ests:
-                w.writerow(r)
+        write_csv(est_path, ESTIMATE_COLUMNS, ests)
     hot_path = os.path.join(args.outdir, "hotpath.csv")
     if hot_rows:
-        with open(hot_path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=HOTPATH_COLUMNS)
-            w.writeheader()
-            for r in hot_rows:
-                w.writerow(r)
+        write_csv(hot_path, HOTPATH_COLUMNS, hot_rows)
 
     print(table(main_rows))
     print("SC/op: SEAMCALLs per S-EPT operation (mean; ratio: policy / kick_and_retry); "

@@ -408,6 +408,19 @@ impl FakeTd {
         })
     }
 
+    /// KVM's maps of X and the two pages after it (the fake TD's first
+    /// S-EPT page), one after the other on CPU 0; KVM's results.
+    pub(super) fn map_three(&self) -> Result<[i32; 3]> {
+        let orig = hooks::lookup(TARGET).ok_or(ENOENT)?;
+        let kvm = self.kvm as usize;
+        run_on_cpu(0, move || {
+            // SAFETY: As in `map_x`, on three pages of the fake TD's first
+            // S-EPT page.
+            [X, X + 0x1000, X + 0x2000]
+                .map(|gpa| unsafe { kvm_map_gpa(orig, kvm as *mut kvm, gpa) })
+        })
+    }
+
     /// KVM's zap of X: `tdx_sept_set_private_spte()` from present to not,
     /// under the write side of `mmu_lock`.
     pub(super) fn unmap_x(&self) -> Result<i32> {
@@ -1180,16 +1193,9 @@ mod tests {
         let (rets, left, counts, module_seamcalls) = {
             let backend = attach(100_000).map_err(Unavailable::errno)?;
             let td = FakeTd::new()?;
-            let orig = hooks::lookup(TARGET).ok_or(ENOENT)?;
-            let kvm = td.kvm as usize;
             fault::testing::set(Fault::MapBusy, 100, 2)?;
             let before = SEAMCALLS.load(Relaxed);
-            let rets = run_on_cpu(0, move || {
-                // SAFETY: As in `FakeTd::map_x`, on three pages of the
-                // fake TD's first S-EPT page.
-                [X, X + 0x1000, X + 0x2000]
-                    .map(|gpa| unsafe { kvm_map_gpa(orig, kvm as *mut kvm, gpa) })
-            });
+            let rets = td.map_three();
             let left = fault::testing::times(Fault::MapBusy);
             fault::testing::clear();
             let module_seamcalls = SEAMCALLS.load(Relaxed) - before;
@@ -1226,15 +1232,8 @@ mod tests {
         let (rets, unmapped, vm, total, retired, after_reset, max) = {
             let backend = attach(100_000).map_err(Unavailable::errno)?;
             let td = FakeTd::new()?;
-            let orig = hooks::lookup(TARGET).ok_or(ENOENT)?;
-            let kvm = td.kvm as usize;
             fault::testing::set(Fault::MapBusy, 100, 2)?;
-            let rets = run_on_cpu(0, move || {
-                // SAFETY: As in `FakeTd::map_x`, on three pages of the
-                // fake TD's first S-EPT page.
-                [X, X + 0x1000, X + 0x2000]
-                    .map(|gpa| unsafe { kvm_map_gpa(orig, kvm as *mut kvm, gpa) })
-            });
+            let rets = td.map_three();
             fault::testing::clear();
             let unmapped = td.unmap_x()?;
             let state = &backend.state;

@@ -231,9 +231,24 @@ impl KvmState {
     ) -> Option<ZeroStepVerdict> {
         // SAFETY: The tracepoints pass a live TD vCPU (`helpers.c` checks
         // `is_td_vcpu()`).
+        unsafe { self.with_vcpu_vm(vcpu, |_, idx, vm| vm.zero_step_observe(idx, f)) }.flatten()
+    }
+
+    /// Runs `f` on the TD of `vcpu`, the vCPU's index in it and the VM's
+    /// state, under `rcu_read_lock()`, if the VM has state.
+    ///
+    /// # Safety
+    ///
+    /// `vcpu` is a live vCPU of a TD.
+    unsafe fn with_vcpu_vm<R>(
+        &self,
+        vcpu: *mut kvm_vcpu,
+        f: impl FnOnce(Td<'_>, u32, &vm::VmState) -> R,
+    ) -> Option<R> {
+        // SAFETY: The caller's contract.
         let (td, idx) = unsafe { td_and_index(vcpu) }?;
         let rcu = rcu::read_lock();
-        self.vms.get(td, &rcu)?.zero_step_observe(idx, f)
+        Some(f(td, idx, self.vms.get(td, &rcu)?))
     }
 
     /// Stops the VM as `kvm_vm_bugged()` does, from what a module may use:
@@ -353,20 +368,19 @@ impl KvmState {
         gpa: u64,
         verdict: Option<ZeroStepVerdict>,
     ) {
-        use kernel::sync::atomic::{
-            Relaxed,
-            Release, //
-        };
         if !self.zero_step_hold || verdict != Some(ZeroStepVerdict::KickAndWait) {
             return;
         }
         // SAFETY: The tracepoint passes a live TD vCPU.
-        let Some((td, idx)) = (unsafe { td_and_index(vcpu) }) else {
-            return;
-        };
-        let rcu = rcu::read_lock();
-        let Some(vm) = self.vms.get(td, &rcu) else {
-            return;
+        unsafe { self.with_vcpu_vm(vcpu, |td, idx, vm| self.hold_start(td, idx, vm, gpa)) };
+    }
+
+    /// [`Self::zero_step_hold`] once the vCPU's VM is found: vCPU `idx` of
+    /// `td` takes its hold for the fault at `gpa`.
+    fn hold_start(&self, td: Td<'_>, idx: u32, vm: &vm::VmState, gpa: u64) {
+        use kernel::sync::atomic::{
+            Relaxed,
+            Release, //
         };
         let Some(cell) = vm.holds.get(idx as usize) else {
             return;
@@ -404,19 +418,15 @@ impl KvmState {
             return;
         }
         // SAFETY: The probes pass a live TD vCPU.
-        let Some((td, idx)) = (unsafe { td_and_index(vcpu) }) else {
-            return;
+        unsafe {
+            self.with_vcpu_vm(vcpu, |td, idx, vm| {
+                let cell = vm.holds.get(idx as usize);
+                if cell.is_some_and(|c| c.xchg(0, kernel::sync::atomic::Full) != 0) {
+                    Self::lower_gate(td, vm);
+                    hold::ENDED_BY_EXIT.add(1, kernel::sync::atomic::Relaxed);
+                }
+            })
         };
-        let rcu = rcu::read_lock();
-        let Some(vm) = self.vms.get(td, &rcu) else {
-            return;
-        };
-        if let Some(cell) = vm.holds.get(idx as usize) {
-            if cell.xchg(0, kernel::sync::atomic::Full) != 0 {
-                Self::lower_gate(td, vm);
-                hold::ENDED_BY_EXIT.add(1, kernel::sync::atomic::Relaxed);
-            }
-        }
     }
 
     /// Ends the hold of every vCPU whose fault was at `gfn`: the map hook
